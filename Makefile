@@ -1,0 +1,69 @@
+# raft-c: leader election from eliben/raft part1, in C11 with pthreads.
+#
+#   make                       build the test program and the tools
+#   make test                  run every test under ThreadSanitizer
+#   make test RUN=REGEX        run the tests whose names match (as go test -run)
+#   make clean
+#
+# clang is the compiler: its ThreadSanitizer runtime (v3) needs far less
+# memory per live thread than gcc 12's (see README.md, "Build").
+
+CC := clang
+DEB_PKGS := clang make pkg-config libcmocka-dev libbsd-dev
+PKGS := cmocka libbsd-overlay
+
+STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -D_GNU_SOURCE
+# Recursive (=) on purpose: pkg-config runs only after the deps check.
+DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+DEP_LIBS = $(shell pkg-config --libs $(PKGS))
+CFLAGS_BASE = $(STRICT) -pthread -I. $(DEP_CFLAGS)
+LDLIBS_BASE = $(DEP_LIBS) -pthread
+
+TSAN_FLAGS := -O1 -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1
+
+CORE_SRCS := raft.c server.c harness.c
+CORE_HDRS := raft.h server.h harness.h
+
+# Fragments append their programs to ALL_BINS and the phony targets that
+# `make test` runs after the suite (when RUN is empty) to TEST_EXTRAS.
+ALL_BINS := build/raft_test
+TEST_EXTRAS :=
+
+-include tools/viz.mk
+-include tools/bench.mk
+-include robust.mk
+
+.PHONY: all test clean deps
+all: $(ALL_BINS)
+
+# Order-only prerequisite of every compile: checks (and as root installs)
+# the Debian packages, before pkg-config is asked anything.
+deps:
+	@tools/ensure-deps.sh $(DEB_PKGS)
+
+build/%.o: %.c $(CORE_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) -O1 -c $< -o $@
+
+build/raft_test: $(patsubst %.c,build/%.o,$(CORE_SRCS) raft_test.c)
+	$(CC) $^ $(LDLIBS_BASE) -o $@
+
+build-tsan/%.o: %.c $(CORE_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(TSAN_FLAGS) -c $< -o $@
+
+build-tsan/raft_test: $(patsubst %.c,build-tsan/%.o,$(CORE_SRCS) raft_test.c)
+	$(CC) $(TSAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
+
+# stdout and stderr both go to the terminal (or to `2>&1 | tee`): the test
+# program writes both unbuffered, so the lines keep their order.
+test: build-tsan/raft_test
+	TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" ./build-tsan/raft_test $(if $(RUN),-run '$(RUN)') $(if $(COUNT),-count $(COUNT))
+ifeq ($(RUN),)
+	@$(if $(TEST_EXTRAS),$(MAKE) --no-print-directory $(TEST_EXTRAS))
+endif
+
+clean:
+	rm -rf build build-tsan build-asan build-fuzz $(filter-out build/%,$(ALL_BINS))
+

@@ -1,0 +1,737 @@
+/*
+ * Tests of raft-c: the part1 tests of eliben/raft under their Go names, the
+ * 2026 election-safety tests of part3 adapted to part 1, deterministic tests
+ * of a single CM, and tests of the harness itself.
+ *
+ * Usage: raft_test [-run REGEX] [-count N]   (as go test: unanchored POSIX
+ * extended regex on the test name; N runs of the selection)
+ *
+ * Every test runs with setup/teardown: teardown shuts down whatever the test
+ * started, as Go's `defer h.Shutdown()`, and then checks that every thread
+ * started since setup has exited within 100 ms (Go's leaktest, in all tests).
+ */
+#include <errno.h>
+#include <regex.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "raft.h"
+#include "server.h"
+
+#define LEAK_TIMEOUT_MS 100
+
+/* What a test started, for teardown to stop. */
+struct test_ctx {
+	struct task_set before;
+	harness_t *h;
+	/* A lone CM on an unserved server, for the deterministic tests. */
+	struct ready ready;
+	struct server *s;
+	struct cm *cm;
+};
+
+static int setup(void **state)
+{
+	struct test_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx || task_set_snapshot(&ctx->before) < 0) {
+		free(ctx);
+		return -1;
+	}
+	*state = ctx;
+	return 0;
+}
+
+static void stop_lone_cm(struct test_ctx *ctx)
+{
+	if (!ctx->s)
+		return;
+	cm_stop(ctx->cm);
+	server_shutdown(ctx->s);
+	cm_free(ctx->cm);
+	server_free(ctx->s);
+	ready_destroy(&ctx->ready);
+	ctx->s = NULL;
+	ctx->cm = NULL;
+}
+
+static int teardown(void **state)
+{
+	struct test_ctx *ctx = *state;
+	harness_t *h = ctx->h;
+	char why[1024];
+	bool back;
+
+	ctx->h = NULL;
+	stop_lone_cm(ctx);
+	harness_shutdown(h); /* fails the test on a safety violation */
+	back = task_set_wait_back(&ctx->before, LEAK_TIMEOUT_MS, why, sizeof(why));
+	task_set_free(&ctx->before);
+	free(ctx);
+	*state = NULL;
+	if (!back)
+		fail_msg("thread leak: %s", why);
+	return 0;
+}
+
+static harness_t *new_harness(void **state, int n)
+{
+	struct test_ctx *ctx = *state;
+
+	ctx->h = harness_new(n);
+	return ctx->h;
+}
+
+/* ---- part1/raft_test.go --------------------------------------------------- */
+
+static void TestElectionBasic(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+
+	harness_check_single_leader(h, NULL);
+}
+
+static void TestElectionLeaderDisconnect(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+	int orig_term, new_term;
+	int orig_leader_id = harness_check_single_leader(h, &orig_term);
+
+	harness_disconnect_peer(h, orig_leader_id);
+	sleep_ms(350);
+
+	int new_leader_id = harness_check_single_leader(h, &new_term);
+	if (new_leader_id == orig_leader_id)
+		fail_msg("want new leader to be different from orig leader");
+	if (new_term <= orig_term)
+		fail_msg("want newTerm <= origTerm, got %d and %d", new_term, orig_term);
+}
+
+static void TestElectionLeaderAndAnotherDisconnect(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+	int orig_leader_id = harness_check_single_leader(h, NULL);
+
+	harness_disconnect_peer(h, orig_leader_id);
+	int other_id = (orig_leader_id + 1) % 3;
+	harness_disconnect_peer(h, other_id);
+
+	/* No quorum. */
+	sleep_ms(450);
+	harness_check_no_leader(h);
+
+	/* Reconnect one other server; now we'll have quorum. */
+	harness_reconnect_peer(h, other_id);
+	harness_check_single_leader(h, NULL);
+}
+
+static void TestDisconnectAllThenRestore(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+
+	sleep_ms(100);
+	/* Disconnect all servers from the start. There will be no leader. */
+	for (int i = 0; i < 3; i++)
+		harness_disconnect_peer(h, i);
+	sleep_ms(450);
+	harness_check_no_leader(h);
+
+	/* Reconnect all servers. A leader will be found. */
+	for (int i = 0; i < 3; i++)
+		harness_reconnect_peer(h, i);
+	harness_check_single_leader(h, NULL);
+}
+
+/* The shared body of the two ...DisconnectThenReconnect tests. */
+static void leader_disconnect_then_reconnect(void **state, int n, int wait_ms)
+{
+	harness_t *h = new_harness(state, n);
+	int orig_leader_id = harness_check_single_leader(h, NULL);
+	int new_term, again_term;
+
+	harness_disconnect_peer(h, orig_leader_id);
+	sleep_ms(wait_ms);
+	int new_leader_id = harness_check_single_leader(h, &new_term);
+
+	harness_reconnect_peer(h, orig_leader_id);
+	sleep_ms(150);
+
+	int again_leader_id = harness_check_single_leader(h, &again_term);
+
+	if (new_leader_id != again_leader_id)
+		fail_msg("again leader id got %d; want %d", again_leader_id, new_leader_id);
+	if (again_term != new_term)
+		fail_msg("again term got %d; want %d", again_term, new_term);
+}
+
+static void TestElectionLeaderDisconnectThenReconnect(void **state)
+{
+	leader_disconnect_then_reconnect(state, 3, 350);
+}
+
+static void TestElectionLeaderDisconnectThenReconnect5(void **state)
+{
+	leader_disconnect_then_reconnect(state, 5, 150);
+}
+
+static void TestElectionFollowerComesBack(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+	int orig_term, new_term;
+	int orig_leader_id = harness_check_single_leader(h, &orig_term);
+
+	int other_id = (orig_leader_id + 1) % 3;
+	harness_disconnect_peer(h, other_id);
+	sleep_ms(650);
+	harness_reconnect_peer(h, other_id);
+	sleep_ms(150);
+
+	/*
+	 * We can't assert on the new leader id here, because it depends on the
+	 * relative election timeouts. We can assert that the term changed,
+	 * which implies that re-election has occurred.
+	 */
+	harness_check_single_leader(h, &new_term);
+	if (new_term <= orig_term)
+		fail_msg("newTerm=%d, origTerm=%d", new_term, orig_term);
+}
+
+static void TestElectionDisconnectLoop(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+
+	for (int cycle = 0; cycle < 5; cycle++) {
+		int leader_id = harness_check_single_leader(h, NULL);
+
+		harness_disconnect_peer(h, leader_id);
+		int other_id = (leader_id + 1) % 3;
+		harness_disconnect_peer(h, other_id);
+		sleep_ms(310);
+		harness_check_no_leader(h);
+
+		/* Reconnect both. */
+		harness_reconnect_peer(h, other_id);
+		harness_reconnect_peer(h, leader_id);
+
+		/* Give it time to settle. */
+		sleep_ms(150);
+	}
+}
+
+/* ---- part3/raft/raft_test.go: election safety, adapted to part 1 ---------- */
+
+/* Finds a follower that has voted, and returns it with its mutex held. */
+static struct cm *lock_voted_follower(harness_t *h, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct cm *cm = harness_cm(h, i);
+
+		pthread_mutex_lock(&cm->mu);
+		if (cm->state == CM_FOLLOWER && cm->voted_for >= 0)
+			return cm;
+		pthread_mutex_unlock(&cm->mu);
+	}
+	fail_msg("no follower with votedFor >= 0 found");
+	return NULL;
+}
+
+/* becomeFollower keeps votedFor when the term stays: one vote per term. */
+static void TestBecomeFollowerSameTermPreservesVotedFor(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+
+	harness_check_single_leader(h, NULL);
+
+	struct cm *cm = lock_voted_follower(h, 3);
+	int saved_voted_for = cm->voted_for, saved_term = cm->current_term;
+
+	/* Call become_follower with the same term. voted_for must not change. */
+	become_follower(cm, saved_term);
+	int voted_for = cm->voted_for;
+	pthread_mutex_unlock(&cm->mu);
+
+	if (voted_for != saved_voted_for)
+		fail_msg("becomeFollower(%d) reset votedFor from %d to %d on same-term transition",
+			 saved_term, saved_voted_for, voted_for);
+}
+
+/* becomeFollower resets votedFor when the term increases. */
+static void TestBecomeFollowerHigherTermResetsVotedFor(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+
+	harness_check_single_leader(h, NULL);
+
+	struct cm *cm = lock_voted_follower(h, 3);
+	int saved_term = cm->current_term;
+
+	/* Call become_follower with a higher term. voted_for must be reset. */
+	become_follower(cm, saved_term + 1);
+	int voted_for = cm->voted_for;
+	pthread_mutex_unlock(&cm->mu);
+
+	if (voted_for != -1)
+		fail_msg("becomeFollower(%d) did not reset votedFor (got %d, want -1)",
+			 saved_term + 1, voted_for);
+}
+
+/*
+ * Replies from terms long past (two leaders cut off and brought back) are
+ * not counted as votes: at most one leader per term.
+ */
+static void TestStaleVoteReplyIgnored(void **state)
+{
+	harness_t *h = new_harness(state, 5);
+	int orig_term, new_term;
+	int orig_leader_id = harness_check_single_leader(h, &orig_term);
+
+	/* Disconnect the leader so a new election happens. */
+	harness_disconnect_peer(h, orig_leader_id);
+	sleep_ms(450);
+
+	int new_leader_id = harness_check_single_leader(h, &new_term);
+	if (new_term <= orig_term)
+		fail_msg("expected newTerm > origTerm, got %d <= %d", new_term, orig_term);
+
+	/* Disconnect the new leader to force yet another election. */
+	harness_disconnect_peer(h, new_leader_id);
+	sleep_ms(450);
+
+	/* Reconnect both old leaders; they receive replies from old terms. */
+	harness_reconnect_peer(h, orig_leader_id);
+	harness_reconnect_peer(h, new_leader_id);
+	sleep_ms(450);
+
+	/* The key assertion: one leader (and the monitor: one per term, ever). */
+	harness_check_single_leader(h, NULL);
+}
+
+/* A follower that voted for this term's leader refuses another candidate. */
+static void TestSameTermDoubleVotePrevented(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+	int leader_term;
+	int leader_id = harness_check_single_leader(h, &leader_term);
+
+	/* Find a follower that voted for the leader. */
+	int follower_id = -1;
+	for (int i = 0; i < 3 && follower_id < 0; i++) {
+		struct cm *cm = harness_cm(h, i);
+
+		if (i == leader_id)
+			continue;
+		pthread_mutex_lock(&cm->mu);
+		if (cm->voted_for == leader_id && cm->current_term == leader_term)
+			follower_id = i;
+		pthread_mutex_unlock(&cm->mu);
+	}
+	if (follower_id < 0)
+		fail_msg("could not find a follower that voted for the leader");
+
+	/* Another candidate asks the follower for a vote in the same term. */
+	int other_candidate = 3 - leader_id - follower_id;
+	struct request_vote_args args = {
+		.term = leader_term,
+		.candidate_id = other_candidate,
+		.last_log_index = -1,
+		.last_log_term = -1,
+	};
+	struct request_vote_reply reply;
+
+	assert_int_equal(cm_request_vote(harness_cm(h, follower_id), &args, &reply), 0);
+	if (reply.vote_granted)
+		fail_msg("follower %d granted vote to %d in term %d, but already voted for %d",
+			 follower_id, other_candidate, leader_term, leader_id);
+}
+
+/* Repeated leader disconnections never give two leaders in one term. */
+static void TestElectionSafetyStress(void **state)
+{
+	harness_t *h = new_harness(state, 5);
+
+	for (int cycle = 0; cycle < 8; cycle++) {
+		int leader_id = harness_check_single_leader(h, NULL);
+
+		harness_disconnect_peer(h, leader_id);
+		sleep_ms(350);
+
+		/* Check that there's exactly one leader. */
+		harness_check_single_leader(h, NULL);
+
+		harness_reconnect_peer(h, leader_id);
+		sleep_ms(150);
+	}
+
+	/* Final check after all the churn. */
+	sleep_ms(300);
+	harness_check_single_leader(h, NULL);
+}
+
+/* ---- one CM, driven by hand ------------------------------------------------ */
+
+/*
+ * CM 0 of a 3-server cluster, on a server that never serves: its peers are
+ * unreachable and ready is never closed, so nothing happens unless the test
+ * does it. (An election timer started by the test fires after 150 ms at the
+ * earliest; these tests take microseconds.)
+ */
+static struct cm *new_lone_cm(void **state)
+{
+	struct test_ctx *ctx = *state;
+	int peers[] = {1, 2};
+
+	ready_init(&ctx->ready);
+	ctx->s = server_new(0, peers, 2, &ctx->ready, NULL);
+	assert_non_null(ctx->s);
+	ctx->cm = cm_new(0, peers, 2, ctx->s, &ctx->ready, NULL);
+	assert_non_null(ctx->cm);
+	return ctx->cm;
+}
+
+static void assert_cm(struct cm *cm, enum cm_state state, int term, int voted_for)
+{
+	pthread_mutex_lock(&cm->mu);
+	enum cm_state got_state = cm->state;
+	int got_term = cm->current_term, got_voted_for = cm->voted_for;
+	pthread_mutex_unlock(&cm->mu);
+
+	assert_string_equal(cm_state_string(got_state), cm_state_string(state));
+	assert_int_equal(got_term, term);
+	assert_int_equal(got_voted_for, voted_for);
+}
+
+static void lone_start_election(struct cm *cm)
+{
+	pthread_mutex_lock(&cm->mu);
+	start_election(cm);
+	pthread_mutex_unlock(&cm->mu);
+}
+
+/* A vote granted for an earlier election of ours is not counted in this one. */
+static void TestLoneStaleVoteReplyNotCounted(void **state)
+{
+	struct cm *cm = new_lone_cm(state);
+	struct request_vote_reply old_vote = {.term = 1, .vote_granted = true};
+	struct request_vote_reply new_vote = {.term = 2, .vote_granted = true};
+
+	lone_start_election(cm); /* term 1 */
+	lone_start_election(cm); /* term 1 timed out: term 2 */
+	assert_cm(cm, CM_CANDIDATE, 2, 0);
+
+	/* Part1's Go code counts this one (its reply.Term == savedCurrentTerm). */
+	handle_request_vote_reply(cm, 1, &old_vote);
+	assert_cm(cm, CM_CANDIDATE, 2, 0);
+	assert_int_equal(cm->votes_received, 1);
+
+	/* A vote of this term makes a majority of 3 with our own. */
+	handle_request_vote_reply(cm, 2, &new_vote);
+	assert_cm(cm, CM_LEADER, 2, 0);
+}
+
+/* A reply with a higher term makes the CM a follower; none lowers its term. */
+static void TestLoneHigherTermReplyNeverLowersTerm(void **state)
+{
+	struct cm *cm = new_lone_cm(state);
+	struct request_vote_reply rv_higher = {.term = 5, .vote_granted = false};
+	struct request_vote_reply rv_lower = {.term = 4, .vote_granted = true};
+	struct append_entries_reply ae_lower = {.term = 3, .success = false};
+	struct append_entries_args ae_old = {.term = 2, .leader_id = 1};
+	struct append_entries_reply ae_reply;
+
+	lone_start_election(cm); /* term 1 */
+	handle_request_vote_reply(cm, 1, &rv_higher);
+	assert_cm(cm, CM_FOLLOWER, 5, -1);
+
+	handle_request_vote_reply(cm, 1, &rv_lower);
+	handle_append_entries_reply(cm, &ae_lower);
+	assert_cm(cm, CM_FOLLOWER, 5, -1);
+
+	/* An AppendEntries from an old leader is refused with our term. */
+	assert_int_equal(cm_append_entries(cm, &ae_old, &ae_reply), 0);
+	assert_false(ae_reply.success);
+	assert_int_equal(ae_reply.term, 5);
+	assert_cm(cm, CM_FOLLOWER, 5, -1);
+}
+
+/* One vote per term: a second candidate is refused, the first re-granted. */
+static void TestLoneOneVotePerTerm(void **state)
+{
+	struct cm *cm = new_lone_cm(state);
+	struct request_vote_args from1 = {.term = 1, .candidate_id = 1};
+	struct request_vote_args from2 = {.term = 1, .candidate_id = 2};
+	struct request_vote_reply reply;
+
+	assert_int_equal(cm_request_vote(cm, &from1, &reply), 0);
+	assert_true(reply.vote_granted);
+	assert_int_equal(reply.term, 1);
+
+	assert_int_equal(cm_request_vote(cm, &from2, &reply), 0);
+	assert_false(reply.vote_granted);
+	assert_int_equal(reply.term, 1);
+
+	/* The same candidate asking again (its reply was lost) gets it again. */
+	assert_int_equal(cm_request_vote(cm, &from1, &reply), 0);
+	assert_true(reply.vote_granted);
+	assert_cm(cm, CM_FOLLOWER, 1, 1);
+}
+
+/* A candidate that hears from its term's leader steps down but keeps its vote. */
+static void TestLoneCandidateStepsDownKeepsVote(void **state)
+{
+	struct cm *cm = new_lone_cm(state);
+	struct append_entries_args heartbeat = {.term = 1, .leader_id = 2};
+	struct request_vote_args from1 = {.term = 1, .candidate_id = 1};
+	struct append_entries_reply ae_reply;
+	struct request_vote_reply rv_reply;
+
+	lone_start_election(cm); /* term 1, voted for itself */
+	assert_int_equal(cm_append_entries(cm, &heartbeat, &ae_reply), 0);
+	assert_true(ae_reply.success);
+	assert_cm(cm, CM_FOLLOWER, 1, 0);
+
+	assert_int_equal(cm_request_vote(cm, &from1, &rv_reply), 0);
+	assert_false(rv_reply.vote_granted);
+}
+
+/* ---- the harness itself ------------------------------------------------------ */
+
+static int call_append_entries(harness_t *h, int from, int to)
+{
+	struct rpc_call call = {.method = RPC_APPEND_ENTRIES};
+
+	/* Term 0 is below every term: the callee refuses it and changes nothing. */
+	call.args.ae.leader_id = from;
+	return server_call(harness_server(h, from), to, &call);
+}
+
+/* A disconnected server can neither call nor be called; reconnected, both work. */
+static void TestHarnessDisconnectedCallsFail(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+
+	assert_int_equal(call_append_entries(h, 0, 1), 0);
+	harness_disconnect_peer(h, 0);
+	assert_int_not_equal(call_append_entries(h, 0, 1), 0);
+	assert_int_not_equal(call_append_entries(h, 1, 0), 0);
+	assert_int_not_equal(call_append_entries(h, 2, 0), 0);
+	assert_int_equal(call_append_entries(h, 1, 2), 0);
+
+	harness_reconnect_peer(h, 0);
+	assert_int_equal(call_append_entries(h, 0, 1), 0);
+	assert_int_equal(call_append_entries(h, 2, 0), 0);
+}
+
+/* After harness_shutdown every thread the servers started is joined. */
+static void TestHarnessShutdownLeavesNoThread(void **state)
+{
+	struct test_ctx *ctx = *state;
+	long started = server_process_threads_started();
+	harness_t *h = new_harness(state, 5);
+	int id, term;
+	char why[1024];
+
+	assert_true(harness_wait_for_leader(h, 3000, &id, &term));
+	assert_true(server_process_threads_live() > 0);
+	ctx->h = NULL;
+	harness_shutdown(h);
+	assert_int_equal(server_process_threads_live(), 0);
+	assert_true(server_process_threads_started() > started);
+	if (!task_set_wait_back(&ctx->before, LEAK_TIMEOUT_MS, why, sizeof(why)))
+		fail_msg("%s", why);
+}
+
+/* The safety monitor flags two leaders in one term and a term going down. */
+static void TestSafetyMonitorCatchesTwoLeaders(void **state)
+{
+	struct safety_monitor *m = safety_monitor_new(3);
+	char why[256];
+
+	(void)state;
+	assert_non_null(m);
+	/* A legal history: 0 leads term 1, then 1 leads term 2. */
+	safety_term_changed(m, 0, 0, 1);
+	safety_became_leader(m, 0, 1);
+	safety_term_changed(m, 1, 1, 2);
+	safety_became_leader(m, 1, 2);
+	safety_became_leader(m, 1, 2);
+	assert_false(safety_violation(m, why, sizeof(why)));
+
+	/* Server 2 also leads term 1. */
+	safety_became_leader(m, 2, 1);
+	assert_true(safety_violation(m, why, sizeof(why)));
+	assert_string_equal(why, "two leaders in term 1: 0 and 2");
+	safety_monitor_free(m);
+
+	m = safety_monitor_new(3);
+	assert_non_null(m);
+	safety_term_changed(m, 1, 0, 3);
+	safety_term_changed(m, 1, 3, 2);
+	assert_true(safety_violation(m, why, sizeof(why)));
+	assert_string_equal(why, "server 1: term went down from 3 to 2");
+	safety_monitor_free(m);
+}
+
+/* Frames survive encoding; a frame with any bad field is refused. */
+static void TestFrameDecodeChecksFields(void **state)
+{
+	struct frame f = {.kind = FRAME_REQUEST, .seq = 7}, g;
+	uint8_t buf[FRAME_MAX_SIZE];
+	char why[128];
+	size_t len;
+
+	(void)state;
+	f.call.method = RPC_REQUEST_VOTE;
+	f.call.args.rv = (struct request_vote_args){.term = 3, .candidate_id = 2};
+	len = server_frame_encode(&f, buf);
+	assert_int_equal(len, FRAME_HEADER_SIZE + 32);
+	assert_int_equal(server_frame_decode_header(buf, &g, why, sizeof(why)), 0);
+	assert_int_equal(server_frame_decode_payload(buf + FRAME_HEADER_SIZE, &g, why, sizeof(why)),
+			 0);
+	assert_int_equal(g.seq, 7);
+	assert_int_equal(g.call.args.rv.term, 3);
+	assert_int_equal(g.call.args.rv.candidate_id, 2);
+
+	buf[0] ^= 1; /* magic */
+	assert_int_equal(server_frame_decode_header(buf, &g, why, sizeof(why)), -EPROTO);
+	buf[0] ^= 1;
+	buf[6] = 9; /* method */
+	assert_int_equal(server_frame_decode_header(buf, &g, why, sizeof(why)), -EPROTO);
+	assert_string_equal(why, "unknown method 9");
+	buf[6] = RPC_REQUEST_VOTE;
+	buf[16] = 0xff; /* a length of about 4 GiB */
+	assert_int_equal(server_frame_decode_header(buf, &g, why, sizeof(why)), -EPROTO);
+	buf[16] = 0;
+	buf[FRAME_HEADER_SIZE] = 0x80; /* a negative term */
+	assert_int_equal(server_frame_decode_header(buf, &g, why, sizeof(why)), 0);
+	assert_int_equal(server_frame_decode_payload(buf + FRAME_HEADER_SIZE, &g, why, sizeof(why)),
+			 -EPROTO);
+}
+
+/* ---- main: go test's -run and -count ----------------------------------------- */
+
+#define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+static const struct CMUnitTest all_tests[] = {
+	TEST(TestElectionBasic),
+	TEST(TestElectionLeaderDisconnect),
+	TEST(TestElectionLeaderAndAnotherDisconnect),
+	TEST(TestDisconnectAllThenRestore),
+	TEST(TestElectionLeaderDisconnectThenReconnect),
+	TEST(TestElectionLeaderDisconnectThenReconnect5),
+	TEST(TestElectionFollowerComesBack),
+	TEST(TestElectionDisconnectLoop),
+	TEST(TestBecomeFollowerSameTermPreservesVotedFor),
+	TEST(TestBecomeFollowerHigherTermResetsVotedFor),
+	TEST(TestStaleVoteReplyIgnored),
+	TEST(TestSameTermDoubleVotePrevented),
+	TEST(TestElectionSafetyStress),
+	TEST(TestLoneStaleVoteReplyNotCounted),
+	TEST(TestLoneHigherTermReplyNeverLowersTerm),
+	TEST(TestLoneOneVotePerTerm),
+	TEST(TestLoneCandidateStepsDownKeepsVote),
+	TEST(TestHarnessDisconnectedCallsFail),
+	TEST(TestHarnessShutdownLeavesNoThread),
+	TEST(TestSafetyMonitorCatchesTwoLeaders),
+	TEST(TestFrameDecodeChecksFields),
+};
+
+#define NTESTS (sizeof(all_tests) / sizeof(all_tests[0]))
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: raft_test [-run REGEX] [-count N]\n");
+	exit(2);
+}
+
+static int parse_count(const char *s)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno || *end || n < 1 || n > 1000000) {
+		fprintf(stderr, "raft_test: -count wants a positive number, got \"%s\"\n", s);
+		exit(2);
+	}
+	return (int)n;
+}
+
+/* Selects the tests whose names match pattern (unanchored, as go test). */
+static size_t select_tests(const char *pattern, struct CMUnitTest *sel)
+{
+	regex_t re;
+	size_t n = 0;
+	int rc;
+
+	if (!pattern) {
+		memcpy(sel, all_tests, sizeof(all_tests));
+		return NTESTS;
+	}
+	rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc) {
+		char msg[256];
+
+		regerror(rc, &re, msg, sizeof(msg));
+		fprintf(stderr, "raft_test: invalid -run regexp \"%s\": %s\n", pattern, msg);
+		exit(2);
+	}
+	for (size_t i = 0; i < NTESTS; i++)
+		if (regexec(&re, all_tests[i].name, 0, NULL, 0) == 0)
+			sel[n++] = all_tests[i];
+	regfree(&re);
+	return n;
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/*
+ * ThreadSanitizer starts a background thread of its own at the first
+ * pthread_create; start it now, so that it is in every test's baseline.
+ */
+static void settle_runtime_threads(void)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, nothing, NULL) == 0)
+		pthread_join(t, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	static struct CMUnitTest sel[NTESTS];
+	const char *pattern = NULL;
+	int count = 1, failed = 0;
+	size_t n;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-run") == 0 && i + 1 < argc)
+			pattern = argv[++i];
+		else if (strcmp(argv[i], "-count") == 0 && i + 1 < argc)
+			count = parse_count(argv[++i]);
+		else
+			usage();
+	}
+	/* Unbuffered, so test names and log lines keep their order in `2>&1 | tee`. */
+	setvbuf(stdout, NULL, _IONBF, 0);
+	n = select_tests(pattern, sel);
+	if (n == 0) {
+		printf("testing: warning: no tests to run\n");
+		return 0;
+	}
+	settle_runtime_threads();
+	for (int i = 0; i < count; i++)
+		failed += _cmocka_run_group_tests("raft", sel, n, NULL, NULL);
+	return failed ? 1 : 0;
+}
