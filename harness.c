@@ -21,7 +21,7 @@
 #include "server.h"
 
 /* Go's CheckSingleLeader: 5 tries, 150 ms apart. */
-#define CHECK_TRIES 5
+#define CHECK_TRIES	  5
 #define CHECK_INTERVAL_MS 150
 /* Go's leaktest.CheckTimeout(t, 100*time.Millisecond). */
 #define LEAK_TIMEOUT_MS 100
@@ -50,7 +50,7 @@ void tlog(const char *fmt, ...)
 
 void sleep_ms(int ms)
 {
-	struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
 
 	while (nanosleep(&t, &t) < 0 && errno == EINTR)
 		;
@@ -61,7 +61,7 @@ void sleep_ms(int ms)
 struct safety_monitor {
 	pthread_mutex_t mu;
 	int n;
-	int *last_term;      /* per server, the last term it reported */
+	int *last_term;	     /* per server, the last term it reported */
 	int *leader_of_term; /* per term, the leader's id or -1 */
 	int nterms;
 	bool violated;
@@ -143,7 +143,8 @@ void safety_became_leader(struct safety_monitor *m, int id, int term)
 	if (term < 0 || !grow_terms(m, term))
 		violation(m, "server %d: cannot record leadership of term %d", id, term);
 	else if (m->leader_of_term[term] >= 0 && m->leader_of_term[term] != id)
-		violation(m, "two leaders in term %d: %d and %d", term, m->leader_of_term[term], id);
+		violation(m, "two leaders in term %d: %d and %d", term, m->leader_of_term[term],
+			  id);
 	else
 		m->leader_of_term[term] = id;
 	pthread_mutex_unlock(&m->mu);
@@ -187,7 +188,8 @@ int task_set_snapshot(struct task_set *set)
 		if (e->d_name[0] == '.')
 			continue;
 		if (set->n == cap) {
-			pid_t *p = reallocarray(set->tids, (size_t)(cap = cap * 2 + 64), sizeof(pid_t));
+			pid_t *p = reallocarray(set->tids, (size_t)(cap = cap * 2 + 64),
+						sizeof(pid_t));
 
 			if (!p) {
 				closedir(dir);

@@ -18,8 +18,8 @@ struct cm;
 
 typedef struct harness harness_t;
 
-harness_t *harness_new(int n);                      /* n servers, fully connected, started */
-void harness_shutdown(harness_t *h);                /* stop, join every thread, check, free */
+harness_t *harness_new(int n);			    /* n servers, fully connected, started */
+void harness_shutdown(harness_t *h);		    /* stop, join every thread, check, free */
 void harness_disconnect_peer(harness_t *h, int id); /* cut id off from all others */
 void harness_reconnect_peer(harness_t *h, int id);
 int harness_check_single_leader(harness_t *h, int *term);

@@ -34,7 +34,7 @@
 #include "server.h"
 
 #define ELECTION_TICK_MS 10
-#define HEARTBEAT_MS 50
+#define HEARTBEAT_MS	 50
 
 /* ---- time ---------------------------------------------------------------- */
 
@@ -153,6 +153,9 @@ static void write_all_stderr(const char *buf, size_t len)
 	}
 }
 
+/* Held from timestamp to write, so that the log's times never go backwards. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void vlog_printf(const char *prefix, const char *fmt, va_list ap)
 {
 	char line[1024];
@@ -161,6 +164,7 @@ static void vlog_printf(const char *prefix, const char *fmt, va_list ap)
 	size_t len;
 	int n;
 
+	pthread_mutex_lock(&log_mu);
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
 	len = strftime(line, sizeof(line), "%H:%M:%S", &tm);
@@ -179,6 +183,7 @@ static void vlog_printf(const char *prefix, const char *fmt, va_list ap)
 	}
 	line[len++] = '\n';
 	write_all_stderr(line, len);
+	pthread_mutex_unlock(&log_mu);
 }
 
 void log_printf(const char *fmt, ...)
@@ -500,7 +505,8 @@ void run_election_timer(struct cm *cm)
 		cm_wait_until(cm, tick);
 
 		if (cm->state != CM_CANDIDATE && cm->state != CM_FOLLOWER) {
-			dlog(cm, "in election timer state=%s, bailing out", cm_state_string(cm->state));
+			dlog(cm, "in election timer state=%s, bailing out",
+			     cm_state_string(cm->state));
 			break;
 		}
 		if (term_started != cm->current_term) {
@@ -553,13 +559,14 @@ static void *send_request_vote(void *arg)
 {
 	struct send_job *job = arg;
 	struct cm *cm = job->cm;
-	struct rpc_call call = {.method = RPC_REQUEST_VOTE};
+	struct rpc_call call = { .method = RPC_REQUEST_VOTE };
 
 	call.args.rv.term = job->term;
 	call.args.rv.candidate_id = cm->id;
-	dlog(cm, "sending RequestVote to %d: {Term:%d CandidateId:%d LastLogIndex:%d LastLogTerm:%d}",
-	     job->peer, call.args.rv.term, call.args.rv.candidate_id,
-	     call.args.rv.last_log_index, call.args.rv.last_log_term);
+	dlog(cm,
+	     "sending RequestVote to %d: {Term:%d CandidateId:%d LastLogIndex:%d LastLogTerm:%d}",
+	     job->peer, call.args.rv.term, call.args.rv.candidate_id, call.args.rv.last_log_index,
+	     call.args.rv.last_log_term);
 	if (server_call(cm->server, job->peer, &call) == 0)
 		handle_request_vote_reply(cm, job->term, &call.reply.rv);
 	free(job);
@@ -595,7 +602,8 @@ void handle_request_vote_reply(struct cm *cm, int sent_term, const struct reques
 	 * SAFETY: count a vote only while still a candidate in the term the
 	 * request was sent for; a vote from an earlier election of ours is stale.
 	 */
-	if (reply->term == cm->current_term && sent_term == cm->current_term && reply->vote_granted) {
+	if (reply->term == cm->current_term && sent_term == cm->current_term &&
+	    reply->vote_granted) {
 		cm->votes_received++;
 		if (cm->votes_received * 2 > cm->npeers + 1) {
 			/* Won the election! */
@@ -688,7 +696,7 @@ static void *send_append_entries(void *arg)
 {
 	struct send_job *job = arg;
 	struct cm *cm = job->cm;
-	struct rpc_call call = {.method = RPC_APPEND_ENTRIES};
+	struct rpc_call call = { .method = RPC_APPEND_ENTRIES };
 
 	call.args.ae.term = job->term;
 	call.args.ae.leader_id = cm->id;

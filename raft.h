@@ -72,11 +72,11 @@ struct cm {
 	/* wake is broadcast by cm_stop, so every timed wait ends at once. */
 	pthread_cond_t wake;
 
-	int id;             /* immutable */
-	int *peer_ids;      /* immutable */
-	int npeers;         /* immutable */
-	struct server *server; /* immutable; used to issue RPCs to peers */
-	struct ready *ready;   /* immutable */
+	int id;			     /* immutable */
+	int *peer_ids;		     /* immutable */
+	int npeers;		     /* immutable */
+	struct server *server;	     /* immutable; used to issue RPCs to peers */
+	struct ready *ready;	     /* immutable */
 	struct cm_observer observer; /* immutable */
 
 	/* Persistent Raft state on all servers (part 1: in memory only). */
@@ -119,15 +119,16 @@ int cm_append_entries(struct cm *cm, const struct append_entries_args *args,
  * and leaderSendHeartbeats; they are functions here so that tests can feed
  * them hand-built replies. Both take cm->mu themselves.
  */
-void handle_request_vote_reply(struct cm *cm, int sent_term, const struct request_vote_reply *reply);
+void handle_request_vote_reply(struct cm *cm, int sent_term,
+			       const struct request_vote_reply *reply);
 void handle_append_entries_reply(struct cm *cm, const struct append_entries_reply *reply);
 
 /* Internal steps of the state machine, visible for tests. */
-int election_timeout(struct cm *cm);           /* milliseconds */
+int election_timeout(struct cm *cm); /* milliseconds */
 void run_election_timer(struct cm *cm);
-void start_election(struct cm *cm);            /* expects cm->mu held */
+void start_election(struct cm *cm);	       /* expects cm->mu held */
 void become_follower(struct cm *cm, int term); /* expects cm->mu held */
-void start_leader(struct cm *cm);              /* expects cm->mu held */
+void start_leader(struct cm *cm);	       /* expects cm->mu held */
 void leader_send_heartbeats(struct cm *cm);
 
 const char *cm_state_string(enum cm_state s);

@@ -386,7 +386,7 @@ static void TestElectionSafetyStress(void **state)
 static struct cm *new_lone_cm(void **state)
 {
 	struct test_ctx *ctx = *state;
-	int peers[] = {1, 2};
+	int peers[] = { 1, 2 };
 
 	ready_init(&ctx->ready);
 	ctx->s = server_new(0, peers, 2, &ctx->ready, NULL);
@@ -419,8 +419,8 @@ static void lone_start_election(struct cm *cm)
 static void TestLoneStaleVoteReplyNotCounted(void **state)
 {
 	struct cm *cm = new_lone_cm(state);
-	struct request_vote_reply old_vote = {.term = 1, .vote_granted = true};
-	struct request_vote_reply new_vote = {.term = 2, .vote_granted = true};
+	struct request_vote_reply old_vote = { .term = 1, .vote_granted = true };
+	struct request_vote_reply new_vote = { .term = 2, .vote_granted = true };
 
 	lone_start_election(cm); /* term 1 */
 	lone_start_election(cm); /* term 1 timed out: term 2 */
@@ -440,10 +440,10 @@ static void TestLoneStaleVoteReplyNotCounted(void **state)
 static void TestLoneHigherTermReplyNeverLowersTerm(void **state)
 {
 	struct cm *cm = new_lone_cm(state);
-	struct request_vote_reply rv_higher = {.term = 5, .vote_granted = false};
-	struct request_vote_reply rv_lower = {.term = 4, .vote_granted = true};
-	struct append_entries_reply ae_lower = {.term = 3, .success = false};
-	struct append_entries_args ae_old = {.term = 2, .leader_id = 1};
+	struct request_vote_reply rv_higher = { .term = 5, .vote_granted = false };
+	struct request_vote_reply rv_lower = { .term = 4, .vote_granted = true };
+	struct append_entries_reply ae_lower = { .term = 3, .success = false };
+	struct append_entries_args ae_old = { .term = 2, .leader_id = 1 };
 	struct append_entries_reply ae_reply;
 
 	lone_start_election(cm); /* term 1 */
@@ -465,8 +465,8 @@ static void TestLoneHigherTermReplyNeverLowersTerm(void **state)
 static void TestLoneOneVotePerTerm(void **state)
 {
 	struct cm *cm = new_lone_cm(state);
-	struct request_vote_args from1 = {.term = 1, .candidate_id = 1};
-	struct request_vote_args from2 = {.term = 1, .candidate_id = 2};
+	struct request_vote_args from1 = { .term = 1, .candidate_id = 1 };
+	struct request_vote_args from2 = { .term = 1, .candidate_id = 2 };
 	struct request_vote_reply reply;
 
 	assert_int_equal(cm_request_vote(cm, &from1, &reply), 0);
@@ -487,8 +487,8 @@ static void TestLoneOneVotePerTerm(void **state)
 static void TestLoneCandidateStepsDownKeepsVote(void **state)
 {
 	struct cm *cm = new_lone_cm(state);
-	struct append_entries_args heartbeat = {.term = 1, .leader_id = 2};
-	struct request_vote_args from1 = {.term = 1, .candidate_id = 1};
+	struct append_entries_args heartbeat = { .term = 1, .leader_id = 2 };
+	struct request_vote_args from1 = { .term = 1, .candidate_id = 1 };
 	struct append_entries_reply ae_reply;
 	struct request_vote_reply rv_reply;
 
@@ -505,7 +505,7 @@ static void TestLoneCandidateStepsDownKeepsVote(void **state)
 
 static int call_append_entries(harness_t *h, int from, int to)
 {
-	struct rpc_call call = {.method = RPC_APPEND_ENTRIES};
+	struct rpc_call call = { .method = RPC_APPEND_ENTRIES };
 
 	/* Term 0 is below every term: the callee refuses it and changes nothing. */
 	call.args.ae.leader_id = from;
@@ -582,14 +582,14 @@ static void TestSafetyMonitorCatchesTwoLeaders(void **state)
 /* Frames survive encoding; a frame with any bad field is refused. */
 static void TestFrameDecodeChecksFields(void **state)
 {
-	struct frame f = {.kind = FRAME_REQUEST, .seq = 7}, g;
+	struct frame f = { .kind = FRAME_REQUEST, .seq = 7 }, g;
 	uint8_t buf[FRAME_MAX_SIZE];
 	char why[128];
 	size_t len;
 
 	(void)state;
 	f.call.method = RPC_REQUEST_VOTE;
-	f.call.args.rv = (struct request_vote_args){.term = 3, .candidate_id = 2};
+	f.call.args.rv = (struct request_vote_args){ .term = 3, .candidate_id = 2 };
 	len = server_frame_encode(&f, buf);
 	assert_int_equal(len, FRAME_HEADER_SIZE + 32);
 	assert_int_equal(server_frame_decode_header(buf, &g, why, sizeof(why)), 0);

@@ -335,7 +335,7 @@ static int read_full(int fd, uint8_t *buf, size_t len, int deadline_ms)
 	while (got < len) {
 		if (deadline_ms >= 0) {
 			long left = -elapsed_ms(deadline);
-			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 			int rc;
 
 			if (left <= 0)
@@ -388,9 +388,9 @@ static uint64_t get_u64(const uint8_t *p)
 }
 
 /* Payload sizes: int fields are 8 bytes, bools 1. */
-#define RV_ARGS_SIZE (4 * 8)
+#define RV_ARGS_SIZE  (4 * 8)
 #define RV_REPLY_SIZE (8 + 1)
-#define AE_ARGS_SIZE (6 * 8) /* five ints and the number of entries */
+#define AE_ARGS_SIZE  (6 * 8) /* five ints and the number of entries */
 #define AE_REPLY_SIZE (8 + 1)
 
 static uint32_t payload_size(enum frame_kind kind, enum rpc_method method, enum frame_status status)
@@ -735,7 +735,7 @@ static void *handle_request(void *arg)
 	struct handler_job *job = arg;
 	struct conn *conn = job->conn;
 	struct server *s = conn->s;
-	struct frame reply = {.kind = FRAME_REPLY, .seq = job->req.seq};
+	struct frame reply = { .kind = FRAME_REPLY, .seq = job->req.seq };
 	struct rpc_call *call = &job->req.call;
 
 	reply.call.method = call->method;
@@ -943,7 +943,7 @@ static void client_close_locked(struct client *c)
 		return;
 	c->closed = true;
 	shutdown(c->fd, SHUT_RDWR);
-	TAILQ_FOREACH(p, &c->pending, link) {
+	TAILQ_FOREACH (p, &c->pending, link) {
 		p->done = true;
 		p->err = -ECONNRESET;
 	}
@@ -964,7 +964,7 @@ static int deliver_reply(struct client *c, const struct frame *f, char *why, siz
 
 	if (f->kind != FRAME_REPLY)
 		return bad_frame(why, whylen, "a request where a reply belongs");
-	TAILQ_FOREACH(p, &c->pending, link) {
+	TAILQ_FOREACH (p, &c->pending, link) {
 		if (p->seq != f->seq || p->done)
 			continue;
 		if (p->call->method != f->call.method)
@@ -1109,8 +1109,8 @@ void server_disconnect_all(struct server *s)
 /* Sends call on c and waits for its reply. */
 static int client_call(struct client *c, struct rpc_call *call)
 {
-	struct pending_call p = {.call = call};
-	struct frame req = {.kind = FRAME_REQUEST, .call = *call};
+	struct pending_call p = { .call = call };
+	struct frame req = { .kind = FRAME_REQUEST, .call = *call };
 	int rc;
 
 	pthread_mutex_lock(&c->mu);
@@ -1167,7 +1167,7 @@ static void shutdown_conns(struct server *s)
 	struct conn *conn;
 
 	pthread_mutex_lock(&s->mu);
-	TAILQ_FOREACH(conn, &s->conns, link)
+	TAILQ_FOREACH (conn, &s->conns, link)
 		shutdown(conn->fd, SHUT_RDWR);
 	pthread_mutex_unlock(&s->mu);
 }

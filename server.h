@@ -77,11 +77,11 @@ long server_process_threads_live(void);
  * reply with no payload). Payloads are fixed per method and kind: int
  * fields as i64, bools as one byte 0 or 1.
  */
-#define FRAME_MAGIC 0x52414654u
-#define FRAME_VERSION 1
+#define FRAME_MAGIC	  0x52414654u
+#define FRAME_VERSION	  1
 #define FRAME_HEADER_SIZE 20
 #define FRAME_MAX_PAYLOAD 48
-#define FRAME_MAX_SIZE (FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD)
+#define FRAME_MAX_SIZE	  (FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD)
 
 enum frame_kind { FRAME_REQUEST = 1, FRAME_REPLY = 2 };
 enum frame_status { FRAME_OK = 0, FRAME_FAILED = 1 };
