@@ -32,7 +32,8 @@ TEST_EXTRAS :=
 
 -include tools/viz.mk
 -include tools/bench.mk
--include robust.mk
+-include mk/robust.mk
+-include mk/gates.mk
 
 .PHONY: all test clean deps
 all: $(ALL_BINS)
