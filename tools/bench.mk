@@ -1,0 +1,41 @@
+# tools/bench.mk: raft-bench, the benchmarks against the Go original (issue 4).
+# Included by the top Makefile (before its all: rule), which defines CC,
+# CFLAGS_BASE, LDLIBS_BASE, CORE_SRCS, CORE_HDRS and the deps target.
+#
+#   make tools/raft-bench    the core and the bench at -O2, no sanitizer
+#   make bench               run it: a markdown table on stdout, one JSON
+#                            line per measurement in $(BENCH_OUT)
+#   make bench BENCH_ARGS='rpc idle'   only some groups (see raft-bench -h)
+#
+# Not part of `make test`: it takes about three minutes and wants a quiet
+# machine.
+
+BENCH_DIR := build-bench
+BENCH_OUT ?= bench-results.jsonl
+# The servers' own lines (`listening at`, `[TEST] Disconnect`) go here, so
+# that stdout carries the table only.
+BENCH_LOG ?= $(BENCH_DIR)/raft-bench.log
+BENCH_ARGS ?=
+# CM debug logging is off at run time (raft-bench sets RAFT_DEBUG=0).
+BENCH_CFLAGS = $(CFLAGS_BASE) -O2
+
+ALL_BINS += tools/raft-bench
+
+.PHONY: bench bench-clean
+clean: bench-clean
+
+$(BENCH_DIR)/%.o: %.c $(CORE_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -c $< -o $@
+
+tools/raft-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,$(CORE_SRCS) tools/raft-bench.c)
+	$(CC) $^ $(LDLIBS_BASE) -o $@
+
+bench: tools/raft-bench
+	@echo "bench: $$(nproc) cores, load $$(cut -d' ' -f1-3 /proc/loadavg); server log in $(BENCH_LOG)"
+	@BENCH_OUT='$(BENCH_OUT)' ./tools/raft-bench $(BENCH_ARGS) 2> '$(BENCH_LOG)' || \
+		{ echo "bench: raft-bench failed; last lines of $(BENCH_LOG):" >&2; \
+		  tail -n 20 '$(BENCH_LOG)' >&2; exit 1; }
+
+bench-clean:
+	rm -rf $(BENCH_DIR)

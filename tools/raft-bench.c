@@ -1,0 +1,831 @@
+/*
+ * raft-bench: measures raft-c the way the Go original (eliben/raft part1)
+ * was measured on the same machine: failover, idle cost, RPC latency and
+ * footprint (issue 4).
+ *
+ *   tools/raft-bench [GROUP...]     GROUP: idle idle0 rpc first_leader
+ *                                          failover3 failover5 shutdown
+ *   BENCH_OUT=FILE (default bench-results.jsonl) receives one JSON line per
+ *   measurement; stdout gets a markdown table with the Go numbers and the
+ *   targets beside ours. The servers log to stderr (`listening at`, the
+ *   harness's `[TEST] Disconnect`): `make bench` sends it to a file.
+ *
+ * DESIGN: one thread, the main one; the clusters bring their own. Each
+ * measurement builds its clusters with the test harness, polls the CMs
+ * with harness_report every millisecond (absolute 1 ms ticks, so that a
+ * slow poll does not stretch the interval), and shuts the cluster down.
+ * Percentiles are nearest-rank; the median of an even count is the mean
+ * of the two middle samples.
+ *
+ * The harness reports a broken cluster through cmocka's fail_msg, which
+ * outside a cmocka test prints the reason and exits with status 255.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "harness.h"
+#include "raft.h"
+#include "server.h"
+
+#define PROG "raft-bench"
+
+#define POLL_NS		    1000000L /* 1 ms */
+#define STABLE_LEADER_MS    300	     /* same leader and term this long */
+#define LEADER_TIMEOUT_MS   5000     /* no leader this long: the cluster is broken */
+#define ELECTION_SAMPLES    30
+#define IDLE_WINDOWS	    3
+#define IDLE_WINDOW_S	    10
+#define FOOTPRINT_WINDOW_MS 5000
+#define FOOTPRINT_PERIOD_MS 10
+#define RPC_WARMUP	    100
+#define RPC_CALLS	    2000
+#define SHUTDOWN_SAMPLES    10
+
+/* ---- samples and their summary ------------------------------------------ */
+
+struct samples {
+	double *v;
+	int n;
+	int cap;
+};
+
+/* STAT_EXTRA is the line's extra count (struct extra), if it has one. */
+enum bench_stat { STAT_MIN, STAT_MEDIAN, STAT_P90, STAT_P99, STAT_MAX, STAT_EXTRA };
+
+struct summary {
+	int n;
+	double stat[STAT_EXTRA + 1];
+	const char *extra_key; /* NULL: no extra count */
+};
+
+static int samples_add(struct samples *s, double x)
+{
+	if (s->n == s->cap) {
+		int cap = s->cap ? s->cap * 2 : 64;
+		double *v = reallocarray(s->v, (size_t)cap, sizeof(double));
+
+		if (!v) {
+			fprintf(stderr, PROG ": out of memory for samples\n");
+			return -ENOMEM;
+		}
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = x;
+	return 0;
+}
+
+static void samples_free(struct samples *s)
+{
+	free(s->v);
+	s->v = NULL;
+	s->n = s->cap = 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least permille/1000 of all at or below it. */
+static double rank(const double *sorted, int n, int permille)
+{
+	int idx = (permille * n + 999) / 1000 - 1;
+
+	return sorted[idx < 0 ? 0 : idx];
+}
+
+/* Sorts s in place (order does not matter once measured). Expects s->n > 0. */
+static void summarize(struct samples *s, struct summary *sum)
+{
+	double *v = s->v;
+	int n = s->n;
+
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	sum->n = n;
+	sum->stat[STAT_MIN] = v[0];
+	sum->stat[STAT_MEDIAN] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	sum->stat[STAT_P90] = rank(v, n, 900);
+	sum->stat[STAT_P99] = rank(v, n, 990);
+	sum->stat[STAT_MAX] = v[n - 1];
+}
+
+/* ---- targets (issue 4) --------------------------------------------------- */
+
+/* A target is met when the statistic is at most the limit. */
+struct check {
+	enum bench_stat stat;
+	double limit;
+};
+
+struct target {
+	const char *name;
+	const char *go;	  /* Go part1 on this machine (Go 1.19), from issue 4 */
+	const char *text; /* the target as printed; "" for reference lines */
+	int nchecks;
+	struct check checks[2];
+};
+
+static const struct target targets[] = {
+	{ "first_leader_ms_3",
+	  "med 177, p90 217, max 238",
+	  "median <= 177",
+	  1,
+	  { { STAT_MEDIAN, 177 } } },
+	{ "failover_ms_3", "med 203, p90 233", "median <= 203", 1, { { STAT_MEDIAN, 203 } } },
+	{ "failover_ms_5",
+	  "med 175, p90 225, 3/30 2nd rounds",
+	  "median <= 175, rounds <= 3",
+	  2,
+	  { { STAT_MEDIAN, 175 }, { STAT_EXTRA, 3 } } },
+	{ "idle_cpu_s_per_s_5", "0.032-0.036", "max <= 0.008", 1, { { STAT_MAX, 0.008 } } },
+	{ "idle_cpu_s_per_s_0", "", "", 0, { { STAT_MAX, 0 } } },
+	{ "threads_5", "50 goroutines", "", 0, { { STAT_MAX, 0 } } },
+	{ "thread_creations_per_s_5", "", "", 0, { { STAT_MAX, 0 } } },
+	{ "rss_kb_5", "9.8 MB (~10035 kB)", "max <= 4096", 1, { { STAT_MAX, 4096 } } },
+	{ "rpc_rtt_us",
+	  "p50 90, p99 171",
+	  "p50 <= 30, p99 <= 80",
+	  2,
+	  { { STAT_MEDIAN, 30 }, { STAT_P99, 80 } } },
+	{ "shutdown_ms_5", "up to an election timeout", "max <= 10", 1, { { STAT_MAX, 10 } } },
+};
+
+static const struct target *find_target(const char *name)
+{
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+		if (strcmp(targets[i].name, name) == 0)
+			return &targets[i];
+	return NULL;
+}
+
+/* ---- output: JSON lines and the table ------------------------------------ */
+
+struct bench {
+	FILE *json;
+	const char *json_path;
+	int met;
+	int missed;
+};
+
+/* Digits after the point in the table, by unit. */
+static int unit_precision(const char *unit)
+{
+	if (strcmp(unit, "CPU-s/s") == 0)
+		return 5;
+	if (strcmp(unit, "kB") == 0 || strcmp(unit, "threads") == 0)
+		return 0;
+	return 1;
+}
+
+static void print_table_header(void)
+{
+	printf("| name | unit | n | min | median | p90 | p99 | max | Go part1 | target | |\n");
+	printf("|---|---|--:|--:|--:|--:|--:|--:|---|---|---|\n");
+	fflush(stdout);
+}
+
+static const char *verdict(struct bench *b, const struct target *t, const double *stat)
+{
+	bool met = true;
+
+	if (!t || t->nchecks == 0)
+		return "";
+	for (int i = 0; i < t->nchecks; i++)
+		met = met && stat[t->checks[i].stat] <= t->checks[i].limit;
+	if (met)
+		b->met++;
+	else
+		b->missed++;
+	return met ? "met" : "**missed**";
+}
+
+static void print_row(struct bench *b, const char *name, const char *unit,
+		      const struct summary *sum)
+{
+	const struct target *t = find_target(name);
+	const double *v = sum->stat;
+	int p = unit_precision(unit);
+
+	printf("| %s | %s | %d | %.*f | %.*f | %.*f | %.*f | %.*f | %s | %s", name, unit, sum->n, p,
+	       v[STAT_MIN], p, v[STAT_MEDIAN], p, v[STAT_P90], p, v[STAT_P99], p, v[STAT_MAX],
+	       t ? t->go : "", t ? t->text : "");
+	if (sum->extra_key)
+		printf(" (%s = %.0f)", sum->extra_key, v[STAT_EXTRA]);
+	printf(" | %s |\n", verdict(b, t, v));
+	fflush(stdout);
+}
+
+/* One JSON line, as issue 4 specifies; %.6g keeps 6 significant digits. */
+static int write_json(struct bench *b, const char *name, const char *unit,
+		      const struct summary *sum)
+{
+	const double *v = sum->stat;
+
+	fprintf(b->json,
+		"{\"name\": \"%s\", \"unit\": \"%s\", \"n\": %d, \"min\": %.6g, "
+		"\"median\": %.6g, \"p90\": %.6g, \"p99\": %.6g, \"max\": %.6g",
+		name, unit, sum->n, v[STAT_MIN], v[STAT_MEDIAN], v[STAT_P90], v[STAT_P99],
+		v[STAT_MAX]);
+	if (sum->extra_key)
+		fprintf(b->json, ", \"%s\": %.0f", sum->extra_key, v[STAT_EXTRA]);
+	fprintf(b->json, "}\n");
+	/* Flushed per line: an interrupted run keeps what it measured. */
+	if (fflush(b->json) != 0 || ferror(b->json)) {
+		fprintf(stderr, PROG ": writing %s: %s\n", b->json_path, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Summarizes s, prints the row and writes the JSON line; frees s.
+ * extra_key, if not NULL, names a count that the line carries too.
+ */
+static int report(struct bench *b, const char *name, const char *unit, struct samples *s,
+		  const char *extra_key, int extra)
+{
+	struct summary sum;
+	int rc;
+
+	if (s->n == 0) {
+		fprintf(stderr, PROG ": %s: no samples\n", name);
+		return -EINVAL;
+	}
+	summarize(s, &sum);
+	sum.extra_key = extra_key;
+	sum.stat[STAT_EXTRA] = extra;
+	print_row(b, name, unit, &sum);
+	rc = write_json(b, name, unit, &sum);
+	samples_free(s);
+	return rc;
+}
+
+/* ---- time and polling ----------------------------------------------------- */
+
+static double ms_since(struct timespec t0)
+{
+	struct timespec now = mono_now();
+
+	return (double)(now.tv_sec - t0.tv_sec) * 1e3 + (double)(now.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+static void timespec_add_ns(struct timespec *t, long ns)
+{
+	t->tv_nsec += ns;
+	while (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Sleeps until the next tick of a clock that ticks every period_ns from
+ * *next. A poll that ran late skips the missed ticks rather than bunching.
+ */
+static void sleep_tick(struct timespec *next, long period_ns)
+{
+	struct timespec now = mono_now();
+
+	timespec_add_ns(next, period_ns);
+	if (now.tv_sec > next->tv_sec ||
+	    (now.tv_sec == next->tv_sec && now.tv_nsec >= next->tv_nsec)) {
+		*next = now;
+		timespec_add_ns(next, period_ns);
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, next, NULL) == EINTR)
+		;
+}
+
+/*
+ * One look at the servers other than skip: the leader with the highest
+ * term (a deposed leader may not know it yet), or -1.
+ */
+static int find_leader(harness_t *h, int n, int skip, int *term)
+{
+	int leader = -1, best = -1;
+
+	for (int i = 0; i < n; i++) {
+		int t;
+		bool is_leader;
+
+		if (i == skip)
+			continue;
+		harness_report(h, i, &t, &is_leader);
+		if (is_leader && t > best) {
+			leader = i;
+			best = t;
+		}
+	}
+	*term = best;
+	return leader;
+}
+
+/*
+ * Polls every millisecond until a server other than skip reports Leader.
+ * Returns its id (term and the time since t0 set), or -1 after the timeout.
+ */
+static int wait_leader(harness_t *h, int n, int skip, struct timespec t0, int *term, double *ms)
+{
+	struct timespec tick = t0;
+
+	for (;;) {
+		int id = find_leader(h, n, skip, term);
+
+		*ms = ms_since(t0);
+		if (id >= 0)
+			return id;
+		if (*ms >= LEADER_TIMEOUT_MS) {
+			fprintf(stderr, PROG ": no leader %d ms after the start\n",
+				LEADER_TIMEOUT_MS);
+			return -1;
+		}
+		sleep_tick(&tick, POLL_NS);
+	}
+}
+
+/* Waits until the same server is leader in the same term for STABLE_LEADER_MS. */
+static int wait_stable_leader(harness_t *h, int n, int *term)
+{
+	struct timespec start = mono_now(), tick = start, since = start;
+	int leader = -1, leader_term = -1;
+
+	for (;;) {
+		int t, id = find_leader(h, n, -1, &t);
+
+		if (id != leader || t != leader_term) {
+			leader = id;
+			leader_term = t;
+			since = mono_now();
+		} else if (leader >= 0 && ms_since(since) >= STABLE_LEADER_MS) {
+			*term = leader_term;
+			return leader;
+		}
+		if (ms_since(start) >= LEADER_TIMEOUT_MS) {
+			fprintf(stderr, PROG ": no stable leader within %d ms\n",
+				LEADER_TIMEOUT_MS);
+			return -1;
+		}
+		sleep_tick(&tick, POLL_NS);
+	}
+}
+
+/* ---- elections ------------------------------------------------------------ */
+
+/* first_leader_ms_3: harness_new returns -> some server reports Leader. */
+static int bench_first_leader(struct bench *b)
+{
+	struct samples s = { 0 };
+
+	for (int i = 0; i < ELECTION_SAMPLES; i++) {
+		harness_t *h = harness_new(3);
+		struct timespec t0 = mono_now();
+		int term, id;
+		double ms;
+
+		id = wait_leader(h, 3, -1, t0, &term, &ms);
+		harness_shutdown(h);
+		if (id < 0 || samples_add(&s, ms) < 0)
+			goto out_free;
+	}
+	return report(b, "first_leader_ms_3", "ms", &s, NULL, 0);
+out_free:
+	samples_free(&s);
+	return -EIO;
+}
+
+/*
+ * One failover: a stable leader is cut off -> another server reports
+ * Leader. Sets *ms and *rounds (1 if the new term is the next one).
+ */
+static int failover_once(int n, double *ms, int *rounds)
+{
+	harness_t *h = harness_new(n);
+	int old_term, new_term, old, id = -1;
+	struct timespec t0;
+
+	old = wait_stable_leader(h, n, &old_term);
+	if (old >= 0) {
+		t0 = mono_now();
+		harness_disconnect_peer(h, old);
+		id = wait_leader(h, n, old, t0, &new_term, ms);
+		*rounds = new_term - old_term;
+	}
+	harness_shutdown(h);
+	return id >= 0 ? 0 : -EIO;
+}
+
+/* failover_ms_N, with rounds_gt1: samples whose new term > old term + 1. */
+static int bench_failover(struct bench *b, int n)
+{
+	struct samples s = { 0 };
+	char name[32];
+	int gt1 = 0;
+
+	for (int i = 0; i < ELECTION_SAMPLES; i++) {
+		int rounds;
+		double ms;
+
+		if (failover_once(n, &ms, &rounds) < 0 || samples_add(&s, ms) < 0) {
+			samples_free(&s);
+			return -EIO;
+		}
+		gt1 += rounds > 1;
+	}
+	snprintf(name, sizeof(name), "failover_ms_%d", n);
+	return report(b, name, "ms", &s, "rounds_gt1", gt1);
+}
+
+/* ---- idle cost and footprint ---------------------------------------------- */
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0) {
+		fprintf(stderr, PROG ": getrusage: %s\n", strerror(errno));
+		return 0;
+	}
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/*
+ * CPU seconds per wall second of the whole process, over IDLE_WINDOWS
+ * windows. With a cluster (h not NULL, n servers), *changes counts the
+ * windows after which the leader or its term was not what it was before:
+ * an idle healthy cluster has none.
+ */
+static int measure_idle(struct samples *s, harness_t *h, int n, int *changes)
+{
+	int term = -1, leader = h ? find_leader(h, n, -1, &term) : -1;
+
+	*changes = 0;
+	for (int w = 0; w < IDLE_WINDOWS; w++) {
+		struct timespec t0 = mono_now();
+		double cpu0 = cpu_seconds();
+		int t = -1, id;
+
+		sleep_ms(IDLE_WINDOW_S * 1000);
+		if (samples_add(s, (cpu_seconds() - cpu0) / (ms_since(t0) / 1e3)) < 0)
+			return -ENOMEM;
+		id = h ? find_leader(h, n, -1, &t) : -1;
+		if (id != leader || t != term) {
+			fprintf(stderr, PROG ": leader %d term %d became %d term %d while idle\n",
+				leader, term, id, t);
+			++*changes;
+			leader = id;
+			term = t;
+		}
+	}
+	return 0;
+}
+
+/* Threads of this process: the entries of /proc/self/task. */
+static int count_tasks(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!dir) {
+		fprintf(stderr, PROG ": /proc/self/task: %s\n", strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* VmRSS of this process in kB, or -1. */
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f) {
+		fprintf(stderr, PROG ": /proc/self/status: %s\n", strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+struct footprint {
+	struct samples threads;	  /* cluster threads, every 10 ms */
+	struct samples creations; /* threads started per second */
+	struct samples rss;	  /* VmRSS, every 10 ms */
+};
+
+static void footprint_free(struct footprint *f)
+{
+	samples_free(&f->threads);
+	samples_free(&f->creations);
+	samples_free(&f->rss);
+}
+
+/* Samples the running cluster for FOOTPRINT_WINDOW_MS; base_tasks is the bench's own. */
+static int measure_footprint(struct footprint *f, int base_tasks)
+{
+	struct timespec start = mono_now(), tick = start;
+	long started = server_process_threads_started();
+	int rc = 0;
+
+	for (int i = 1; i <= FOOTPRINT_WINDOW_MS / FOOTPRINT_PERIOD_MS && rc == 0; i++) {
+		int tasks;
+		long kb;
+
+		sleep_tick(&tick, FOOTPRINT_PERIOD_MS * 1000000L);
+		tasks = count_tasks();
+		kb = rss_kb();
+		if (tasks < 0 || kb < 0)
+			return -EIO;
+		rc = samples_add(&f->threads, tasks - base_tasks);
+		if (!rc)
+			rc = samples_add(&f->rss, (double)kb);
+		if (!rc && i % (1000 / FOOTPRINT_PERIOD_MS) == 0) {
+			long now = server_process_threads_started();
+
+			rc = samples_add(&f->creations, (double)(now - started));
+			started = now;
+		}
+	}
+	return rc;
+}
+
+/*
+ * idle_cpu_s_per_s_5, then threads_5, thread_creations_per_s_5 and
+ * rss_kb_5 on the same healthy cluster (after the idle windows, so that
+ * reading /proc does not count as the cluster's CPU).
+ */
+static int bench_idle(struct bench *b)
+{
+	struct samples idle = { 0 };
+	struct footprint f = { 0 };
+	int base = count_tasks(), term, changes, rc = -EIO;
+	harness_t *h = harness_new(5);
+
+	if (base < 0 || wait_stable_leader(h, 5, &term) < 0 ||
+	    measure_idle(&idle, h, 5, &changes) < 0 || measure_footprint(&f, base) < 0)
+		goto out_shutdown;
+	harness_shutdown(h);
+	h = NULL;
+	rc = report(b, "idle_cpu_s_per_s_5", "CPU-s/s", &idle, "leader_changes", changes);
+	if (!rc)
+		rc = report(b, "threads_5", "threads", &f.threads, NULL, 0);
+	if (!rc)
+		rc = report(b, "thread_creations_per_s_5", "threads/s", &f.creations, NULL, 0);
+	if (!rc)
+		rc = report(b, "rss_kb_5", "kB", &f.rss, NULL, 0);
+out_shutdown:
+	harness_shutdown(h);
+	samples_free(&idle);
+	footprint_free(&f);
+	return rc;
+}
+
+/* idle_cpu_s_per_s_0: the same windows with no cluster, the bench's own cost. */
+static int bench_idle_reference(struct bench *b)
+{
+	struct samples idle = { 0 };
+	int changes;
+
+	if (measure_idle(&idle, NULL, 0, &changes) < 0) {
+		samples_free(&idle);
+		return -ENOMEM;
+	}
+	return report(b, "idle_cpu_s_per_s_0", "CPU-s/s", &idle, NULL, 0);
+}
+
+/* ---- RPC round trip ------------------------------------------------------- */
+
+/*
+ * Two servers whose CMs never start: their "ready" is never closed, so
+ * nothing but our calls crosses the wire. RequestVote for term 0 from
+ * candidate 0 is granted every time and changes no state that would start
+ * a thread (a higher term would make the CM a follower with a timer).
+ */
+struct rpc_pair {
+	struct ready ready;
+	struct server *s[2];
+};
+
+static void rpc_pair_stop(struct rpc_pair *p)
+{
+	for (int i = 0; i < 2; i++)
+		if (p->s[i])
+			server_shutdown(p->s[i]);
+	for (int i = 0; i < 2; i++)
+		server_free(p->s[i]);
+	ready_destroy(&p->ready);
+}
+
+static int rpc_pair_start(struct rpc_pair *p)
+{
+	struct sockaddr_in addr;
+	int rc = 0;
+
+	ready_init(&p->ready);
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		int peer = 1 - i;
+
+		p->s[i] = server_new(i, &peer, 1, &p->ready, NULL);
+		rc = p->s[i] ? server_serve(p->s[i]) : -ENOMEM;
+	}
+	if (!rc)
+		rc = server_get_listen_addr(p->s[1], &addr);
+	if (!rc)
+		rc = server_connect_to_peer(p->s[0], 1, &addr);
+	if (rc) {
+		fprintf(stderr, PROG ": cannot start two servers: %s\n", strerror(-rc));
+		rpc_pair_stop(p);
+		return rc;
+	}
+	/* For this measurement only: the proxy's 1-5 ms delay would be all we see. */
+	server_set_rpc_delay(p->s[1], false);
+	return 0;
+}
+
+static int request_vote(struct rpc_pair *p)
+{
+	struct rpc_call call = { .method = RPC_REQUEST_VOTE };
+	int rc;
+
+	call.args.rv.term = 0;
+	call.args.rv.candidate_id = 0;
+	rc = server_call(p->s[0], 1, &call);
+	if (rc) {
+		fprintf(stderr, PROG ": RequestVote failed: %s\n", strerror(-rc));
+		return rc;
+	}
+	if (!call.reply.rv.vote_granted) {
+		fprintf(stderr, PROG ": RequestVote for term 0 was not granted\n");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int bench_rpc(struct bench *b)
+{
+	struct samples s = { 0 };
+	struct rpc_pair p = { 0 };
+	int rc = rpc_pair_start(&p);
+
+	if (rc)
+		return rc;
+	for (int i = 0; i < RPC_WARMUP && rc == 0; i++)
+		rc = request_vote(&p);
+	for (int i = 0; i < RPC_CALLS && rc == 0; i++) {
+		struct timespec t0 = mono_now();
+
+		rc = request_vote(&p);
+		if (!rc)
+			rc = samples_add(&s, ms_since(t0) * 1e3);
+	}
+	rpc_pair_stop(&p);
+	if (rc) {
+		samples_free(&s);
+		return rc;
+	}
+	return report(b, "rpc_rtt_us", "us", &s, NULL, 0);
+}
+
+/* ---- shutdown --------------------------------------------------------------- */
+
+/* shutdown_ms_5: harness_shutdown of a cluster with a stable leader, all threads joined. */
+static int bench_shutdown(struct bench *b)
+{
+	struct samples s = { 0 };
+
+	for (int i = 0; i < SHUTDOWN_SAMPLES; i++) {
+		harness_t *h = harness_new(5);
+		struct timespec t0;
+		int term, rc;
+
+		if (wait_stable_leader(h, 5, &term) < 0) {
+			harness_shutdown(h);
+			goto out_free;
+		}
+		t0 = mono_now();
+		harness_shutdown(h); /* returns once server_shutdown joined every thread */
+		rc = samples_add(&s, ms_since(t0));
+		if (rc < 0)
+			goto out_free;
+		if (server_process_threads_live() != 0) {
+			fprintf(stderr, PROG ": %ld threads live after shutdown\n",
+				server_process_threads_live());
+			goto out_free;
+		}
+	}
+	return report(b, "shutdown_ms_5", "ms", &s, NULL, 0);
+out_free:
+	samples_free(&s);
+	return -EIO;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+static int bench_failover3(struct bench *b)
+{
+	return bench_failover(b, 3);
+}
+
+static int bench_failover5(struct bench *b)
+{
+	return bench_failover(b, 5);
+}
+
+/*
+ * In this order: the footprint first, while the process is fresh (earlier
+ * clusters would leave malloc arenas behind in the RSS).
+ */
+static const struct group {
+	const char *name;
+	int (*run)(struct bench *b);
+} groups[] = {
+	{ "idle", bench_idle },
+	{ "idle0", bench_idle_reference },
+	{ "rpc", bench_rpc },
+	{ "first_leader", bench_first_leader },
+	{ "failover3", bench_failover3 },
+	{ "failover5", bench_failover5 },
+	{ "shutdown", bench_shutdown },
+};
+
+#define NGROUPS (sizeof(groups) / sizeof(groups[0]))
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: " PROG " [GROUP...]\nGROUP:");
+	for (size_t i = 0; i < NGROUPS; i++)
+		fprintf(stderr, " %s", groups[i].name);
+	fprintf(stderr, "\nenv: BENCH_OUT=FILE (default bench-results.jsonl)\n");
+	exit(2);
+}
+
+/* Marks the groups named on the command line, or all of them. */
+static void select_groups(int argc, char **argv, bool *sel)
+{
+	for (size_t g = 0; g < NGROUPS; g++)
+		sel[g] = argc < 2;
+	for (int i = 1; i < argc; i++) {
+		size_t g = 0;
+
+		while (g < NGROUPS && strcmp(argv[i], groups[g].name) != 0)
+			g++;
+		if (g == NGROUPS)
+			usage();
+		sel[g] = true;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *out = getenv("BENCH_OUT");
+	struct bench b = { 0 };
+	bool sel[NGROUPS];
+	int rc = 0;
+
+	/* Before any raft call: the environment is read once. */
+	if (setenv("RAFT_DEBUG", "0", 1) < 0) {
+		fprintf(stderr, PROG ": setenv: %s\n", strerror(errno));
+		return 1;
+	}
+	select_groups(argc, argv, sel);
+	b.json_path = out && *out ? out : "bench-results.jsonl";
+	b.json = fopen(b.json_path, "w");
+	if (!b.json) {
+		fprintf(stderr, PROG ": %s: %s\n", b.json_path, strerror(errno));
+		return 1;
+	}
+	print_table_header();
+	for (size_t g = 0; g < NGROUPS && rc == 0; g++) {
+		if (!sel[g])
+			continue;
+		fprintf(stderr, PROG ": running %s\n", groups[g].name);
+		rc = groups[g].run(&b);
+	}
+	if (fclose(b.json) != 0 && rc == 0) {
+		fprintf(stderr, PROG ": closing %s: %s\n", b.json_path, strerror(errno));
+		rc = -EIO;
+	}
+	if (rc) {
+		fprintf(stderr, PROG ": stopped: a measurement failed (see above)\n");
+		return 1;
+	}
+	printf("\ntargets: %d met, %d missed; JSON lines in %s\n", b.met, b.missed, b.json_path);
+	return 0;
+}
