@@ -11,8 +11,9 @@
  *   "s<id>-h-ae"     net/rpc does, on its own thread: the RPC proxy's delay,
  *                    the CM call, the reply.
  *   "s<id>-reply<P>" reads replies from peer P's connection, wakes callers.
- *   "s<id>-reap"     joins every thread that has finished (started directly;
- *                    server_shutdown joins it last).
+ *   "s<id>-reap"     joins every thread that has finished, and starts those
+ *                    that could not start at once for want of threads
+ *                    (started directly; server_shutdown joins it last).
  * plus the CM's threads (see raft.c).
  * Locking:
  *   s->mu          peer_clients, conns, quit, the listener's state.
@@ -23,6 +24,8 @@
  * across a call to the CM (which has its own), a wait for a reply or a join.
  * Sockets are never closed under a thread that may use them: shutdown(2)
  * wakes the readers, and the last reference closes the descriptor.
+ * A peer cannot hold a reader forever: once a frame has begun, the rest must
+ * arrive within the read deadline (FRAME_READ_DEADLINE_MS by default).
  */
 #include "server.h"
 
@@ -43,6 +46,8 @@
 #define FRAME_READ_DEADLINE_MS 1000
 /* Pause after accept fails for lack of descriptors or memory. */
 #define ACCEPT_BACKOFF_MS 50
+/* Out of threads, the reaper retries deferred starts this often. */
+#define DEFER_RETRY_MS 10
 
 /* ---- threads -------------------------------------------------------------- */
 
@@ -110,17 +115,26 @@ struct server {
 	struct conn_list conns;
 	bool quit;
 	bool rpc_delay;
+	/* Read on every frame without s->mu: a test may lower it while serving. */
+	atomic_int read_deadline_ms;
+	/* The accept thread's own: a run of failures is logged once. */
+	long accept_failures; /* since the last success */
+	int accept_last_err;
 
 	pthread_mutex_t threads_mu;
 	pthread_cond_t threads_cond; /* a thread finished, or shutdown */
 	struct go_thread_list running;
 	struct go_thread_list finished;
+	struct go_thread_list deferred; /* could not start yet; the reaper retries */
+	int ndeferred;
+	long deferred_total; /* deferred since the last time all of them started */
 	long started;
 	long live;
 	bool reaper_stop;
 	bool reaper_exited;
 	pthread_t reaper;
 	bool reaper_started;
+	int fail_thread_starts; /* test hook; guarded by threads_mu */
 };
 
 static atomic_long process_started;
@@ -156,6 +170,53 @@ static void make_thread_name(char *name, size_t size, int id, const char *fmt, v
 		vsnprintf(name + n, size - (size_t)n, fmt, ap);
 }
 
+/*
+ * Starts t's thread, or returns pthread_create's error (or the injected
+ * one). Expects s->threads_mu held.
+ */
+static int start_go_thread(struct server *s, struct go_thread *t)
+{
+	int rc;
+
+	if (s->fail_thread_starts > 0) {
+		s->fail_thread_starts--;
+		return EAGAIN; /* what pthread_create says when out of threads */
+	}
+	/* Listed before it runs, so that it is on a list when it finishes. */
+	TAILQ_INSERT_TAIL(&s->running, t, link);
+	rc = pthread_create(&t->tid, NULL, go_trampoline, t);
+	if (rc) {
+		TAILQ_REMOVE(&s->running, t, link);
+		return rc;
+	}
+	s->started++;
+	s->live++;
+	atomic_fetch_add(&process_started, 1);
+	atomic_fetch_add(&process_live, 1);
+	return 0;
+}
+
+/*
+ * Queues t for the reaper to start when threads are available again: Go's
+ * `go` cannot fail, and the CM relies on that (a follower whose election
+ * timer never starts would never stand for election). The first deferral
+ * of a run is logged; the reaper logs when they have all started. Expects
+ * s->threads_mu held; false if the queue is full.
+ */
+static bool defer_go_thread(struct server *s, struct go_thread *t, int err)
+{
+	if (s->ndeferred >= SERVER_GO_DEFER_MAX)
+		return false;
+	if (s->ndeferred == 0 && s->deferred_total == 0)
+		log_printf("[%d] cannot start thread %s: %s; retrying", s->id, t->name,
+			   strerror(err));
+	TAILQ_INSERT_TAIL(&s->deferred, t, link);
+	s->ndeferred++;
+	s->deferred_total++;
+	pthread_cond_broadcast(&s->threads_cond); /* the reaper shortens its wait */
+	return true;
+}
+
 int server_go(struct server *s, void *(*fn)(void *), void *arg, const char *name_fmt, ...)
 {
 	struct go_thread *t = calloc(1, sizeof(*t));
@@ -178,17 +239,10 @@ int server_go(struct server *s, void *(*fn)(void *), void *arg, const char *name
 		rc = ESHUTDOWN;
 		goto out_unlock;
 	}
-	/* Listed before it runs, so that it is on a list when it finishes. */
-	TAILQ_INSERT_TAIL(&s->running, t, link);
-	rc = pthread_create(&t->tid, NULL, go_trampoline, t);
-	if (rc) {
-		TAILQ_REMOVE(&s->running, t, link);
-		goto out_unlock;
-	}
-	s->started++;
-	s->live++;
-	atomic_fetch_add(&process_started, 1);
-	atomic_fetch_add(&process_live, 1);
+	/* Threads already waiting go first, and a new one waits behind them. */
+	rc = s->ndeferred ? EAGAIN : start_go_thread(s, t);
+	if (rc == EAGAIN && defer_go_thread(s, t, rc))
+		rc = 0;
 out_unlock:
 	pthread_mutex_unlock(&s->threads_mu);
 	if (rc) {
@@ -196,6 +250,13 @@ out_unlock:
 		free(t);
 	}
 	return -rc;
+}
+
+void server_fail_thread_starts(struct server *s, int n)
+{
+	pthread_mutex_lock(&s->threads_mu);
+	s->fail_thread_starts = n;
+	pthread_mutex_unlock(&s->threads_mu);
 }
 
 /* Joins every finished thread; returns with threads_mu held. */
@@ -219,6 +280,44 @@ static void join_finished(struct server *s)
  * does not collect zombies, and at shutdown waits until every thread the
  * server started has finished and been joined.
  */
+/* Starts deferred threads in order until one fails. Expects threads_mu held. */
+static void start_deferred(struct server *s)
+{
+	while (!TAILQ_EMPTY(&s->deferred)) {
+		struct go_thread *t = TAILQ_FIRST(&s->deferred);
+
+		TAILQ_REMOVE(&s->deferred, t, link);
+		if (start_go_thread(s, t) != 0) {
+			TAILQ_INSERT_HEAD(&s->deferred, t, link);
+			return;
+		}
+		s->ndeferred--;
+	}
+	if (s->deferred_total > 0)
+		log_printf("[%d] threads start again; %ld deferred starts done", s->id,
+			   s->deferred_total);
+	s->deferred_total = 0;
+}
+
+/*
+ * At shutdown, runs each thread that never started on the reaper itself:
+ * its function returns at once on a stopped server (every thread's does),
+ * and frees what it was given. Expects threads_mu held.
+ */
+static void run_deferred_inline(struct server *s)
+{
+	while (!TAILQ_EMPTY(&s->deferred)) {
+		struct go_thread *t = TAILQ_FIRST(&s->deferred);
+
+		TAILQ_REMOVE(&s->deferred, t, link);
+		s->ndeferred--;
+		pthread_mutex_unlock(&s->threads_mu);
+		t->fn(t->arg);
+		free(t);
+		pthread_mutex_lock(&s->threads_mu);
+	}
+}
+
 static void *reaper(void *arg)
 {
 	struct server *s = arg;
@@ -226,9 +325,13 @@ static void *reaper(void *arg)
 	pthread_mutex_lock(&s->threads_mu);
 	for (;;) {
 		join_finished(s);
-		if (s->reaper_stop && TAILQ_EMPTY(&s->running))
+		start_deferred(s);
+		if (s->reaper_stop)
+			run_deferred_inline(s);
+		if (s->reaper_stop && TAILQ_EMPTY(&s->running) && TAILQ_EMPTY(&s->deferred))
 			break;
-		struct timespec deadline = timespec_add_ms(mono_now(), 1000);
+		long wait_ms = TAILQ_EMPTY(&s->deferred) ? 1000 : DEFER_RETRY_MS;
+		struct timespec deadline = timespec_add_ms(mono_now(), wait_ms);
 		pthread_cond_timedwait(&s->threads_cond, &s->threads_mu, &deadline);
 	}
 	s->reaper_exited = true;
@@ -552,7 +655,7 @@ int server_frame_decode_payload(const uint8_t *p, struct frame *f, char *why, si
  * Reads one whole frame. Waiting for a frame to begin has no deadline (a
  * quiet peer is fine); once it has begun, it must end within the deadline.
  */
-static int read_frame(int fd, struct frame *f, char *why, size_t whylen)
+static int read_frame(int fd, int deadline_ms, struct frame *f, char *why, size_t whylen)
 {
 	uint8_t buf[FRAME_MAX_SIZE];
 	int rc;
@@ -560,14 +663,16 @@ static int read_frame(int fd, struct frame *f, char *why, size_t whylen)
 	snprintf(why, whylen, "connection closed");
 	rc = read_full(fd, buf, 1, -1);
 	if (!rc)
-		rc = read_full(fd, buf + 1, FRAME_HEADER_SIZE - 1, FRAME_READ_DEADLINE_MS);
+		rc = read_full(fd, buf + 1, FRAME_HEADER_SIZE - 1, deadline_ms);
 	if (!rc)
 		rc = server_frame_decode_header(buf, f, why, whylen);
 	if (!rc)
-		rc = read_full(fd, buf + FRAME_HEADER_SIZE, f->payload_len, FRAME_READ_DEADLINE_MS);
+		rc = read_full(fd, buf + FRAME_HEADER_SIZE, f->payload_len, deadline_ms);
 	if (!rc)
 		rc = server_frame_decode_payload(buf + FRAME_HEADER_SIZE, f, why, whylen);
-	if (rc && rc != -EPROTO && rc != -ECONNRESET)
+	if (rc == -ETIMEDOUT)
+		snprintf(why, whylen, "frame not finished within %d ms", deadline_ms);
+	else if (rc && rc != -EPROTO && rc != -ECONNRESET)
 		snprintf(why, whylen, "%s", rc == -EPIPE ? "frame cut short" : strerror(-rc));
 	return rc;
 }
@@ -622,9 +727,11 @@ struct server *server_new(int server_id, const int *peer_ids, int npeers, struct
 		s->observer = *observer;
 	s->listen_fd = -1;
 	s->rpc_delay = true;
+	atomic_init(&s->read_deadline_ms, FRAME_READ_DEADLINE_MS);
 	TAILQ_INIT(&s->conns);
 	TAILQ_INIT(&s->running);
 	TAILQ_INIT(&s->finished);
+	TAILQ_INIT(&s->deferred);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->threads_mu, NULL);
 	cond_init_monotonic(&s->cond);
@@ -654,6 +761,11 @@ void server_set_rpc_delay(struct server *s, bool on)
 	pthread_mutex_lock(&s->mu);
 	s->rpc_delay = on;
 	pthread_mutex_unlock(&s->mu);
+}
+
+void server_set_frame_read_deadline(struct server *s, int ms)
+{
+	atomic_store(&s->read_deadline_ms, ms);
 }
 
 /* Sleeps for ms, or less if the server shuts down. Returns false on quit. */
@@ -753,6 +865,19 @@ static void *handle_request(void *arg)
 	return NULL;
 }
 
+/*
+ * Answers req with "RPC failed" from the reader's own thread: the caller
+ * waits for its reply without a deadline, and must not wait forever.
+ */
+static void reply_failed(struct conn *conn, const struct frame *req)
+{
+	struct frame reply = { .kind = FRAME_REPLY, .status = FRAME_FAILED, .seq = req->seq };
+
+	reply.call.method = req->call.method;
+	/* The caller may have gone: a failed write only means that. */
+	(void)write_frame(conn->fd, &conn->write_mu, &reply);
+}
+
 static void serve_request(struct conn *conn, const struct frame *req)
 {
 	struct server *s = conn->s;
@@ -761,6 +886,7 @@ static void serve_request(struct conn *conn, const struct frame *req)
 	if (!job) {
 		log_printf("[%d] dropping %s request: %s", s->id, method_name(req->call.method),
 			   strerror(ENOMEM));
+		reply_failed(conn, req);
 		return;
 	}
 	job->conn = conn;
@@ -770,7 +896,12 @@ static void serve_request(struct conn *conn, const struct frame *req)
 	pthread_mutex_unlock(&s->mu);
 	if (server_go(s, handle_request, job, "h-%s",
 		      req->call.method == RPC_REQUEST_VOTE ? "rv" : "ae") < 0) {
-		conn_unref(conn);
+		reply_failed(conn, req);
+		/* Never the last reference: the reader, our caller, holds one. */
+		pthread_mutex_lock(&s->mu);
+		conn->refs--;
+		assert(conn->refs > 0);
+		pthread_mutex_unlock(&s->mu);
 		free(job);
 	}
 }
@@ -784,7 +915,8 @@ static void *serve_conn(void *arg)
 	struct frame req;
 	int rc;
 
-	while ((rc = read_frame(conn->fd, &req, why, sizeof(why))) == 0) {
+	while ((rc = read_frame(conn->fd, atomic_load(&s->read_deadline_ms), &req, why,
+				sizeof(why))) == 0) {
 		if (req.kind != FRAME_REQUEST) {
 			rc = bad_frame(why, sizeof(why), "a reply where a request belongs");
 			break;
@@ -838,6 +970,25 @@ static bool accept_error_is_transient(int err)
 	       err == ECONNABORTED || err == EPROTO || err == EPERM;
 }
 
+/*
+ * Logs an accept error once per run of the same error: out of descriptors,
+ * the loop retries 20 times a second, and one line says it all.
+ */
+static void log_accept_error(struct server *s, int err)
+{
+	if (s->accept_failures++ == 0 || err != s->accept_last_err)
+		log_printf("[%d] accept error: %s", s->id, strerror(err));
+	s->accept_last_err = err;
+}
+
+static void log_accept_recovered(struct server *s)
+{
+	if (s->accept_failures > 0)
+		log_printf("[%d] accept working again (%ld attempts failed)", s->id,
+			   s->accept_failures);
+	s->accept_failures = 0;
+}
+
 static void *accept_loop(void *arg)
 {
 	struct server *s = arg;
@@ -847,6 +998,7 @@ static void *accept_loop(void *arg)
 		int err = errno;
 
 		if (fd >= 0) {
+			log_accept_recovered(s);
 			accept_conn(s, fd);
 			continue;
 		}
@@ -854,7 +1006,7 @@ static void *accept_loop(void *arg)
 			return NULL;
 		if (err == EINTR)
 			continue;
-		log_printf("[%d] accept error: %s", s->id, strerror(err));
+		log_accept_error(s, err);
 		if (!accept_error_is_transient(err))
 			return NULL;
 		/* Out of descriptors or memory: wait for some to come back. */
@@ -987,7 +1139,8 @@ static void *read_replies(void *arg)
 	struct frame f;
 	int rc;
 
-	while ((rc = read_frame(c->fd, &f, why, sizeof(why))) == 0) {
+	while ((rc = read_frame(c->fd, atomic_load(&c->s->read_deadline_ms), &f, why,
+				sizeof(why))) == 0) {
 		pthread_mutex_lock(&c->mu);
 		rc = deliver_reply(c, &f, why, sizeof(why));
 		pthread_mutex_unlock(&c->mu);
@@ -1051,33 +1204,52 @@ static bool valid_peer(struct server *s, int peer_id)
 	return peer_id >= 0 && peer_id < s->nslots && peer_id != s->id;
 }
 
-/* Go: ConnectToPeer. A no-op if already connected. */
+/* 0 if peer_id has no client yet, 1 if it has, -ESHUTDOWN. Expects s->mu held. */
+static int peer_slot_state(struct server *s, int peer_id)
+{
+	if (s->quit)
+		return -ESHUTDOWN;
+	return s->peer_clients[peer_id] ? 1 : 0;
+}
+
+/*
+ * Go: ConnectToPeer. A no-op if already connected. No lock is held across
+ * connect(2): a peer whose backlog is full (out of descriptors, say) can
+ * keep it waiting for seconds, and s->mu would stall the whole server.
+ */
 int server_connect_to_peer(struct server *s, int peer_id, const struct sockaddr_in *addr)
 {
 	struct client *c;
-	int fd;
+	int fd, rc;
 
 	if (!valid_peer(s, peer_id))
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
-	if (s->peer_clients[peer_id] || s->quit) {
-		pthread_mutex_unlock(&s->mu);
-		return s->quit ? -ESHUTDOWN : 0;
-	}
-	fd = dial(s->id, addr);
-	c = fd >= 0 ? client_new(s, peer_id, fd) : NULL;
-	if (c && server_go(s, read_replies, c, "reply<%d", peer_id) < 0) {
-		c->refs = 1;
-		client_unref(c);
-		c = NULL;
-		fd = -EAGAIN;
-	} else if (!c && fd >= 0) {
-		close(fd);
-		fd = -ENOMEM;
-	}
-	s->peer_clients[peer_id] = c;
+	rc = peer_slot_state(s, peer_id);
 	pthread_mutex_unlock(&s->mu);
-	return c ? 0 : fd;
+	if (rc)
+		return rc > 0 ? 0 : rc;
+	fd = dial(s->id, addr);
+	if (fd < 0)
+		return fd;
+	c = client_new(s, peer_id, fd);
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&s->mu);
+	/* Connected meanwhile by another caller, or shutting down: drop ours. */
+	rc = peer_slot_state(s, peer_id);
+	if (!rc && server_go(s, read_replies, c, "reply<%d", peer_id) < 0)
+		rc = -EAGAIN;
+	if (!rc)
+		s->peer_clients[peer_id] = c;
+	pthread_mutex_unlock(&s->mu);
+	if (rc) {
+		c->refs = 1; /* no reply reader: the last reference is ours */
+		client_unref(c);
+	}
+	return rc > 0 ? 0 : rc;
 }
 
 /* Go: DisconnectPeer. Every pending and every later call to peer_id fails. */
@@ -1197,7 +1369,7 @@ void server_free(struct server *s)
 	if (!s)
 		return;
 	stop_reaper(s);
-	assert(TAILQ_EMPTY(&s->running) && TAILQ_EMPTY(&s->finished));
+	assert(TAILQ_EMPTY(&s->running) && TAILQ_EMPTY(&s->finished) && TAILQ_EMPTY(&s->deferred));
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	cm_free(s->cm);

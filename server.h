@@ -52,14 +52,31 @@ int server_call(struct server *s, int peer_id, struct rpc_call *call);
 struct cm *server_cm(struct server *s);
 /* Switches the 1-5 ms delay of served requests (on by default); for benchmarks. */
 void server_set_rpc_delay(struct server *s, bool on);
+/*
+ * A peer that has sent part of a frame must send the rest within this many
+ * milliseconds, or its connection is closed (1000 by default). For tests,
+ * which lower it to keep a stalled peer's test short.
+ */
+void server_set_frame_read_deadline(struct server *s, int ms);
+/*
+ * TEST HOOK, fault injection: the next n thread starts of s fail as if
+ * pthread_create had said EAGAIN (0 ends the injection).
+ */
+void server_fail_thread_starts(struct server *s, int n);
 
 /*
  * Starts a thread, Go's `go` statement: counted per server and per process,
  * named "s<id>-<name>" (15 characters at most), joined by server_shutdown.
- * Returns 0 or a negative errno code (logged); on failure fn never runs.
+ * Like Go's `go`, it does not fail for want of threads: if pthread_create
+ * says EAGAIN, the start is deferred and the server's reaper retries it
+ * (at shutdown it runs fn itself, which then returns at once). Returns 0,
+ * or a negative errno code (logged) when out of memory, shutting down, or
+ * with too many starts deferred already; on failure fn never runs.
  */
 int server_go(struct server *s, void *(*fn)(void *), void *arg, const char *name_fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Starts deferred at most per server; a request beyond it is answered "RPC failed". */
+#define SERVER_GO_DEFER_MAX 1024
 
 /* Threads of this server started so far, and those not yet joined. */
 long server_threads_started(struct server *s);
