@@ -176,6 +176,7 @@ static void vlog_printf(const char *prefix, const char *fmt, va_list ap)
 	if ((size_t)n >= sizeof(line) - len) {
 		/* Truncated: say so, and keep the line a line. */
 		len = sizeof(line) - 5;
+		/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a line, not a string */
 		memcpy(line + len, "...", 3);
 		len += 3;
 	} else {
@@ -293,7 +294,8 @@ struct cm *cm_new(int id, const int *peer_ids, int npeers, struct server *server
 		free(cm);
 		return NULL;
 	}
-	memcpy(cm->peer_ids, peer_ids, (size_t)npeers * sizeof(int));
+	if (npeers > 0) /* memcpy's pointers must not be NULL, even for 0 bytes */
+		memcpy(cm->peer_ids, peer_ids, (size_t)npeers * sizeof(int));
 	cm->id = id;
 	cm->npeers = npeers;
 	cm->server = server;
@@ -733,6 +735,7 @@ void handle_append_entries_reply(struct cm *cm, const struct append_entries_repl
 void leader_send_heartbeats(struct cm *cm)
 {
 	int saved_term;
+	bool is_leader;
 
 	pthread_mutex_lock(&cm->mu);
 	/*
@@ -740,12 +743,11 @@ void leader_send_heartbeats(struct cm *cm)
 	 * that stepped down to a higher term before this round would send
 	 * AppendEntries as leader of a term it never won.
 	 */
-	if (cm->state != CM_LEADER) {
-		pthread_mutex_unlock(&cm->mu);
-		return;
-	}
+	is_leader = cm->state == CM_LEADER;
 	saved_term = cm->current_term;
-	for (int i = 0; i < cm->npeers; i++)
-		go_send(cm, send_append_entries, "ae", cm->peer_ids[i], saved_term);
 	pthread_mutex_unlock(&cm->mu);
+
+	/* Unlocked, as in Go: starting a thread can wait for the scheduler. */
+	for (int i = 0; is_leader && i < cm->npeers; i++)
+		go_send(cm, send_append_entries, "ae", cm->peer_ids[i], saved_term);
 }
