@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -198,7 +199,7 @@ int task_set_snapshot(struct task_set *set)
 			}
 			set->tids = p;
 		}
-		set->tids[set->n++] = (pid_t)atoi(e->d_name);
+		set->tids[set->n++] = (pid_t)strtol(e->d_name, NULL, 10);
 	}
 	closedir(dir);
 	return 0;
@@ -313,7 +314,7 @@ harness_t *harness_new(int n)
 	assert_true(n > 0 && n <= 64);
 	assert_non_null(h);
 	h->n = n;
-	h->cluster = calloc((size_t)n, sizeof(*h->cluster));
+	h->cluster = calloc((size_t)n, sizeof(struct server *));
 	h->connected = calloc((size_t)n, sizeof(*h->connected));
 	h->safety = safety_monitor_new(n);
 	assert_true(h->cluster && h->connected && h->safety);
@@ -414,7 +415,12 @@ void harness_check_safety(harness_t *h)
 		fail_msg("election safety: %s", why);
 }
 
-/* One look at the connected servers: the leader's id, -1 if none. */
+/*
+ * One look at the connected servers: the leader's id, -1 if none. Two
+ * leaders fail the test, as in Go; their terms tell a stale leader that has
+ * not heard of the new term yet (different terms) from a broken election
+ * (the same term, which the safety monitor reports too).
+ */
 static int find_leader(harness_t *h, int *leader_term)
 {
 	int leader_id = -1;
@@ -429,7 +435,8 @@ static int find_leader(harness_t *h, int *leader_term)
 		if (!is_leader)
 			continue;
 		if (leader_id >= 0)
-			fail_msg("both %d and %d think they're leaders", leader_id, i);
+			fail_msg("both %d (term %d) and %d (term %d) think they're leaders",
+				 leader_id, *leader_term, i, term);
 		leader_id = i;
 		*leader_term = term;
 	}
@@ -499,4 +506,108 @@ struct server *harness_server(harness_t *h, int id)
 struct cm *harness_cm(harness_t *h, int id)
 {
 	return server_cm(h->cluster[id]);
+}
+
+/* ---- test programs' main -------------------------------------------------- */
+
+static int parse_count(const char *prog, const char *s, int *count)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno || end == s || *end || n < 1 || n > 1000000) {
+		fprintf(stderr, "%s: -count wants a positive number, got \"%s\"\n", prog, s);
+		return -EINVAL;
+	}
+	*count = (int)n;
+	return 0;
+}
+
+/* Copies the tests whose names match pattern (all if NULL) into sel. */
+static int select_tests(const char *prog, const char *pattern, const struct CMUnitTest *tests,
+			size_t ntests, struct CMUnitTest *sel, size_t *nsel)
+{
+	regex_t re;
+	int rc;
+
+	*nsel = 0;
+	if (!pattern)
+		pattern = "";
+	rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc) {
+		char msg[256];
+
+		regerror(rc, &re, msg, sizeof(msg));
+		fprintf(stderr, "%s: invalid -run regexp \"%s\": %s\n", prog, pattern, msg);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ntests; i++)
+		if (regexec(&re, tests[i].name, 0, NULL, 0) == 0)
+			sel[(*nsel)++] = tests[i];
+	regfree(&re);
+	return 0;
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/*
+ * ThreadSanitizer starts a background thread of its own at the first
+ * pthread_create; start it now, so that it is in every test's baseline.
+ */
+static void settle_runtime_threads(void)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, nothing, NULL) == 0)
+		pthread_join(t, NULL);
+}
+
+static int parse_flags(const char *prog, int argc, char **argv, const char **pattern, int *count)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-run") == 0 && i + 1 < argc) {
+			*pattern = argv[++i];
+		} else if (strcmp(argv[i], "-count") == 0 && i + 1 < argc) {
+			if (parse_count(prog, argv[++i], count) < 0)
+				return -EINVAL;
+		} else {
+			fprintf(stderr, "usage: %s [-run REGEX] [-count N]\n", prog);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int harness_run_tests(const char *prog, const struct CMUnitTest *tests, size_t ntests, int argc,
+		      char **argv)
+{
+	struct CMUnitTest *sel = calloc(ntests ? ntests : 1, sizeof(*sel));
+	const char *pattern = NULL;
+	int count = 1, failed = 0;
+	size_t n;
+
+	if (!sel) {
+		fprintf(stderr, "%s: %s\n", prog, strerror(ENOMEM));
+		return 2;
+	}
+	if (parse_flags(prog, argc, argv, &pattern, &count) < 0 ||
+	    select_tests(prog, pattern, tests, ntests, sel, &n) < 0) {
+		free(sel);
+		return 2;
+	}
+	/* Unbuffered, so test names and log lines keep their order in `2>&1 | tee`. */
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (n == 0)
+		printf("testing: warning: no tests to run\n");
+	else
+		settle_runtime_threads();
+	for (int i = 0; n > 0 && i < count; i++)
+		failed += _cmocka_run_group_tests(prog, sel, n, NULL, NULL);
+	free(sel);
+	return failed ? 1 : 0;
 }

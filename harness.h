@@ -15,6 +15,7 @@
 
 struct server;
 struct cm;
+struct CMUnitTest;
 
 typedef struct harness harness_t;
 
@@ -65,5 +66,14 @@ struct task_set {
 int task_set_snapshot(struct task_set *set);
 void task_set_free(struct task_set *set);
 bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why, size_t whylen);
+
+/*
+ * The main() of a cmocka test program, with go test's flags: -run REGEX
+ * (POSIX extended, unanchored: it selects every test whose name matches)
+ * and -count N (runs the selection N times). Returns the exit status: 0
+ * if every test passed, 1 if one failed, 2 on a bad flag or pattern.
+ */
+int harness_run_tests(const char *prog, const struct CMUnitTest *tests, size_t ntests, int argc,
+		      char **argv);
 
 #endif

@@ -26,7 +26,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <regex.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1183,49 +1182,6 @@ static const struct CMUnitTest all_tests[] = {
 
 #define NTESTS (sizeof(all_tests) / sizeof(all_tests[0]))
 
-/* Selects the tests whose names match pattern (unanchored, as go test). */
-static size_t select_tests(const char *pattern, struct CMUnitTest *sel)
-{
-	regex_t re;
-	size_t n = 0;
-	int rc;
-
-	if (!pattern) {
-		memcpy(sel, all_tests, sizeof(all_tests));
-		return NTESTS;
-	}
-	rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
-	if (rc) {
-		char msg[256];
-
-		regerror(rc, &re, msg, sizeof(msg));
-		fprintf(stderr, "robust_test: invalid -run regexp \"%s\": %s\n", pattern, msg);
-		exit(2);
-	}
-	for (size_t i = 0; i < NTESTS; i++)
-		if (regexec(&re, all_tests[i].name, 0, NULL, 0) == 0)
-			sel[n++] = all_tests[i];
-	regfree(&re);
-	return n;
-}
-
-static void *nothing(void *arg)
-{
-	return arg;
-}
-
-/*
- * ThreadSanitizer starts a background thread of its own at the first
- * pthread_create; start it now, so that it is in every test's baseline.
- */
-static void settle_runtime_threads(void)
-{
-	pthread_t t;
-
-	if (pthread_create(&t, NULL, nothing, NULL) == 0)
-		pthread_join(t, NULL);
-}
-
 /* Sanitizer reports go to the real stderr, never into a test's capture. */
 static void report_to_real_stderr(void)
 {
@@ -1239,28 +1195,8 @@ static void report_to_real_stderr(void)
 
 int main(int argc, char **argv)
 {
-	static struct CMUnitTest sel[NTESTS];
-	const char *pattern = NULL;
-	size_t n;
-
 	if (argc == 2 && strcmp(argv[1], "-emfile-child") == 0)
 		return emfile_child();
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-run") == 0 && i + 1 < argc) {
-			pattern = argv[++i];
-		} else {
-			fprintf(stderr, "usage: robust_test [-run REGEX]\n");
-			return 2;
-		}
-	}
-	/* Unbuffered, so test names and log lines keep their order in `2>&1 | tee`. */
-	setvbuf(stdout, NULL, _IONBF, 0);
 	report_to_real_stderr();
-	n = select_tests(pattern, sel);
-	if (n == 0) {
-		printf("testing: warning: no tests to run\n");
-		return 0;
-	}
-	settle_runtime_threads();
-	return _cmocka_run_group_tests("robust", sel, n, NULL, NULL) ? 1 : 0;
+	return harness_run_tests("robust_test", all_tests, NTESTS, argc, argv);
 }

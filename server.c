@@ -759,10 +759,11 @@ struct server *server_new(int server_id, const int *peer_ids, int npeers, struct
 	s->npeers = npeers;
 	s->nslots = max_id(server_id, peer_ids, npeers) + 1;
 	s->peer_ids = calloc((size_t)npeers + 1, sizeof(int));
-	s->peer_clients = calloc((size_t)s->nslots, sizeof(*s->peer_clients));
+	s->peer_clients = calloc((size_t)s->nslots, sizeof(struct client *));
 	if (!s->peer_ids || !s->peer_clients)
 		goto out_free;
-	memcpy(s->peer_ids, peer_ids, (size_t)npeers * sizeof(int));
+	if (npeers > 0) /* memcpy's pointers must not be NULL, even for 0 bytes */
+		memcpy(s->peer_ids, peer_ids, (size_t)npeers * sizeof(int));
 	s->ready = ready;
 	if (observer)
 		s->observer = *observer;
@@ -778,7 +779,7 @@ struct server *server_new(int server_id, const int *peer_ids, int npeers, struct
 	cond_init_monotonic(&s->cond);
 	cond_init_monotonic(&s->threads_cond);
 	pthread_attr_init(&s->thread_attr);
-	if (pthread_attr_setstacksize(&s->thread_attr, GO_STACK_SIZE))
+	if (pthread_attr_setstacksize(&s->thread_attr, (size_t)GO_STACK_SIZE))
 		log_printf("[%d] cannot set a %d KiB stack size; using the default", server_id,
 			   GO_STACK_SIZE / 1024);
 	if (start_reaper(s) < 0) {

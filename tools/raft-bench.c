@@ -517,9 +517,17 @@ static long rss_kb(void)
 		fprintf(stderr, PROG ": /proc/self/status: %s\n", strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+
+		if (strncmp(line, "VmRSS:", 6) != 0)
+			continue;
+		errno = 0;
+		kb = strtol(line + 6, &end, 10);
+		if (errno || end == line + 6)
+			kb = -1;
+		break;
+	}
 	fclose(f);
 	return kb;
 }
