@@ -24,8 +24,6 @@
 /* Go's CheckSingleLeader: 5 tries, 150 ms apart. */
 #define CHECK_TRIES	  5
 #define CHECK_INTERVAL_MS 150
-/* Go's leaktest.CheckTimeout(t, 100*time.Millisecond). */
-#define LEAK_TIMEOUT_MS 100
 
 struct harness {
 	/* cluster lists all the servers; connected says which are not cut off. */
@@ -269,6 +267,18 @@ bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why
 			return false;
 		sleep_ms(1);
 	}
+}
+
+void harness_end_test(harness_t *h, struct task_set *before)
+{
+	char why[1024];
+	bool back;
+
+	harness_shutdown(h); /* fails the test on a safety violation */
+	back = task_set_wait_back(before, HARNESS_LEAK_TIMEOUT_MS, why, sizeof(why));
+	task_set_free(before);
+	if (!back)
+		fail_msg("thread leak: %s", why);
 }
 
 /* ---- the harness ---------------------------------------------------------- */

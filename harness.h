@@ -67,6 +67,16 @@ int task_set_snapshot(struct task_set *set);
 void task_set_free(struct task_set *set);
 bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why, size_t whylen);
 
+/* Go's leaktest.CheckTimeout(t, 100*time.Millisecond). */
+#define HARNESS_LEAK_TIMEOUT_MS 100
+
+/*
+ * The end of every test (its teardown): shuts down h, if not NULL, then
+ * fails the test if a thread started since before was taken has not exited
+ * within 100 ms (Go's leaktest, in every test). Frees before.
+ */
+void harness_end_test(harness_t *h, struct task_set *before);
+
 /*
  * The main() of a cmocka test program, with go test's flags: -run REGEX
  * (POSIX extended, unanchored: it selects every test whose name matches)

@@ -25,8 +25,6 @@
 #include "raft.h"
 #include "server.h"
 
-#define LEAK_TIMEOUT_MS 100
-
 /* What a test started, for teardown to stop. */
 struct test_ctx {
 	struct task_set before;
@@ -66,18 +64,12 @@ static int teardown(void **state)
 {
 	struct test_ctx *ctx = *state;
 	harness_t *h = ctx->h;
-	char why[1024];
-	bool back;
+	struct task_set before = ctx->before;
 
-	ctx->h = NULL;
 	stop_lone_cm(ctx);
-	harness_shutdown(h); /* fails the test on a safety violation */
-	back = task_set_wait_back(&ctx->before, LEAK_TIMEOUT_MS, why, sizeof(why));
-	task_set_free(&ctx->before);
 	free(ctx);
 	*state = NULL;
-	if (!back)
-		fail_msg("thread leak: %s", why);
+	harness_end_test(h, &before);
 	return 0;
 }
 
@@ -576,7 +568,7 @@ static void TestHarnessShutdownLeavesNoThread(void **state)
 	harness_shutdown(h);
 	assert_int_equal(server_process_threads_live(), 0);
 	assert_true(server_process_threads_started() > started);
-	if (!task_set_wait_back(&ctx->before, LEAK_TIMEOUT_MS, why, sizeof(why)))
+	if (!task_set_wait_back(&ctx->before, HARNESS_LEAK_TIMEOUT_MS, why, sizeof(why)))
 		fail_msg("%s", why);
 }
 
