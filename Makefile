@@ -22,8 +22,11 @@ LDLIBS_BASE = $(DEP_LIBS) -pthread
 TSAN_FLAGS := -O1 -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1
 
-CORE_SRCS := raft.c server.c harness.c
-CORE_HDRS := raft.h server.h harness.h
+# lib/: the runtime every part links (Go's runtime and standard library).
+LIB_SRCS := lib/clock.c lib/log.c lib/go.c lib/chan.c lib/rpc.c lib/testing.c
+LIB_HDRS := $(LIB_SRCS:.c=.h)
+CORE_SRCS := raft.c server.c harness.c $(LIB_SRCS)
+CORE_HDRS := raft.h server.h harness.h $(LIB_HDRS)
 
 # Fragments append their programs to ALL_BINS and the phony targets that
 # `make test` runs after the suite (when RUN is empty) to TEST_EXTRAS.

@@ -4,17 +4,19 @@
  * of the same name in snake_case.
  *
  * DESIGN
- * Threads (each one a goroutine in the Go code, all started with server_go,
- * so the server counts, names and joins them):
+ * Tasks (each one a goroutine in the Go code, started with lib/go.h's go()
+ * in the server's group, so the server names them and waits for them):
  *   "s<id>-start"  waits for "ready", then runs the first election timer.
- *   "s<id>-elect"  run_election_timer: ticks every 10 ms until it starts an
- *                  election or finds itself obsolete. One per term (one-shot).
+ *   "s<id>-elect"  run_election_timer: one-shot, until it starts an election
+ *                  or finds itself obsolete. It sleeps until a decision is
+ *                  due (see wait_for_decision), not on every 10 ms tick.
  *   "s<id>-hb"     the leader's loop: leader_send_heartbeats every 50 ms.
  *   "s<id>-rv>P"   one per RequestVote sent to peer P; handles the reply.
  *   "s<id>-ae>P"   one per AppendEntries sent to peer P; handles the reply.
  * Locking: cm->mu guards all CM state. Every wait is a timed wait on cm->wake
- * (CLOCK_MONOTONIC), which cm_stop broadcasts, so a stopped CM's threads end
- * within milliseconds. No lock is held across an RPC (server_call) or a join.
+ * (CLOCK_MONOTONIC), broadcast by cm_stop and by every change of term or
+ * state, so a stopped CM's tasks end within milliseconds. No lock is held
+ * across an RPC (server_call).
  *
  * Election safety fixes over part1 of the Go original (upstream fixed these
  * in part2/part3, eliben/raft issues #14 and #25, PR #27) are marked
@@ -28,173 +30,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <unistd.h>
 
+#include "lib/chan.h"
+#include "lib/clock.h"
+#include "lib/go.h"
+#include "lib/log.h"
 #include "server.h"
 
 #define ELECTION_TICK_MS 10
 #define HEARTBEAT_MS	 50
-
-/* ---- time ---------------------------------------------------------------- */
-
-struct timespec mono_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t;
-}
-
-struct timespec timespec_add_ms(struct timespec t, long ms)
-{
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
-static long timespec_diff_ms(struct timespec a, struct timespec b)
-{
-	return (a.tv_sec - b.tv_sec) * 1000L + (a.tv_nsec - b.tv_nsec) / 1000000L;
-}
-
-long elapsed_ms(struct timespec since)
-{
-	return timespec_diff_ms(mono_now(), since);
-}
-
-static bool timespec_reached(struct timespec deadline)
-{
-	struct timespec now = mono_now();
-
-	return now.tv_sec > deadline.tv_sec ||
-	       (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
-}
-
-int cond_init_monotonic(pthread_cond_t *cond)
-{
-	pthread_condattr_t attr;
-	int rc = pthread_condattr_init(&attr);
-
-	if (rc)
-		return -rc;
-	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (!rc)
-		rc = pthread_cond_init(cond, &attr);
-	pthread_condattr_destroy(&attr);
-	return -rc;
-}
-
-/* ---- logging and environment -------------------------------------------- */
-
-struct raft_env {
-	bool debug;
-	bool unreliable_rpc;
-	bool force_more_reelection;
-};
-
-static struct raft_env env;
-static pthread_once_t env_once = PTHREAD_ONCE_INIT;
-
-/* As Go's len(os.Getenv(name)) > 0. */
-static bool env_set(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v;
-}
-
-static void read_env(void)
-{
-	const char *debug = getenv("RAFT_DEBUG");
-
-	/* Go's DebugCM = 1: on unless RAFT_DEBUG=0. */
-	env.debug = !(debug && strcmp(debug, "0") == 0);
-	env.unreliable_rpc = env_set("RAFT_UNRELIABLE_RPC");
-	env.force_more_reelection = env_set("RAFT_FORCE_MORE_REELECTION");
-}
-
-static const struct raft_env *get_env(void)
-{
-	pthread_once(&env_once, read_env);
-	return &env;
-}
-
-bool raft_debug_enabled(void)
-{
-	return get_env()->debug;
-}
-
-bool raft_unreliable_rpc(void)
-{
-	return get_env()->unreliable_rpc;
-}
-
-bool raft_force_more_reelection(void)
-{
-	return get_env()->force_more_reelection;
-}
-
-static void write_all_stderr(const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(STDERR_FILENO, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* nowhere left to report a logging failure */
-		buf += n;
-		len -= (size_t)n;
-	}
-}
-
-/* Held from timestamp to write, so that the log's times never go backwards. */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void vlog_printf(const char *prefix, const char *fmt, va_list ap)
-{
-	char line[1024];
-	struct timeval tv;
-	struct tm tm;
-	size_t len;
-	int n;
-
-	pthread_mutex_lock(&log_mu);
-	gettimeofday(&tv, NULL);
-	localtime_r(&tv.tv_sec, &tm);
-	len = strftime(line, sizeof(line), "%H:%M:%S", &tm);
-	n = snprintf(line + len, sizeof(line) - len, ".%06ld %s", (long)tv.tv_usec, prefix);
-	len += (size_t)n;
-	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(line) - len) {
-		/* Truncated: say so, and keep the line a line. */
-		len = sizeof(line) - 5;
-		/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a line, not a string */
-		memcpy(line + len, "...", 3);
-		len += 3;
-	} else {
-		len += (size_t)n;
-	}
-	line[len++] = '\n';
-	write_all_stderr(line, len);
-	pthread_mutex_unlock(&log_mu);
-}
-
-void log_printf(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vlog_printf("", fmt, ap);
-	va_end(ap);
-}
 
 void dlog(struct cm *cm, const char *fmt, ...)
 {
@@ -205,7 +49,7 @@ void dlog(struct cm *cm, const char *fmt, ...)
 		return;
 	snprintf(prefix, sizeof(prefix), "[%d] ", cm->id);
 	va_start(ap, fmt);
-	vlog_printf(prefix, fmt, ap);
+	log_vprintf_prefixed(prefix, fmt, ap);
 	va_end(ap);
 }
 
@@ -226,51 +70,24 @@ const char *cm_state_string(enum cm_state s)
 
 /* ---- ready ---------------------------------------------------------------- */
 
-void ready_init(struct ready *r)
-{
-	pthread_mutex_init(&r->mu, NULL);
-	cond_init_monotonic(&r->cond);
-	r->closed = false;
-}
-
-void ready_close(struct ready *r)
-{
-	pthread_mutex_lock(&r->mu);
-	r->closed = true;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->mu);
-}
-
-void ready_destroy(struct ready *r)
-{
-	pthread_cond_destroy(&r->cond);
-	pthread_mutex_destroy(&r->mu);
-}
-
 /*
- * Waits until the harness closes ready or cm_stop is called. ready is shared
- * by all CMs, so stopping is an atomic flag of this CM's, which cm_stop sets
- * before it broadcasts ready->cond under ready->mu: no wake-up is lost.
+ * Go: <-ready. Waits until the harness closes ready, or cm_stop is called
+ * (Go's goroutine would wait forever): cm_stop sets stopping, then
+ * interrupts the channel, so no wake-up is lost. true once ready is closed.
  */
 static bool wait_ready(struct cm *cm)
 {
-	struct ready *r = cm->ready;
-	bool closed;
+	char nothing;
 
-	pthread_mutex_lock(&r->mu);
-	while (!r->closed && !atomic_load(&cm->stopping)) {
-		struct timespec deadline = timespec_add_ms(mono_now(), 1000);
-
-		pthread_cond_timedwait(&r->cond, &r->mu, &deadline);
-	}
-	closed = r->closed && !atomic_load(&cm->stopping);
-	pthread_mutex_unlock(&r->mu);
-	return closed;
+	return chan_recv(cm->ready, &nothing, NULL, &cm->stopping) == -EPIPE;
 }
 
 /* ---- observer ------------------------------------------------------------- */
 
-/* Sets current_term, telling the observer. Expects cm->mu held. */
+/*
+ * Sets current_term, telling the observer and waking the CM's timers (an
+ * obsolete election timer bails out at its next tick). Expects cm->mu held.
+ */
 static void set_term(struct cm *cm, int term)
 {
 	int old = cm->current_term;
@@ -278,19 +95,32 @@ static void set_term(struct cm *cm, int term)
 	cm->current_term = term;
 	if (cm->observer.term_changed)
 		cm->observer.term_changed(cm->observer.ctx, cm->id, old, term);
+	pthread_cond_broadcast(&cm->wake);
+}
+
+/* Sets state, waking the CM's timers as set_term does. Expects cm->mu held. */
+static void set_state(struct cm *cm, enum cm_state state)
+{
+	cm->state = state;
+	pthread_cond_broadcast(&cm->wake);
 }
 
 /* ---- the consensus module ------------------------------------------------ */
 
-static void *cm_start_thread(void *arg);
+static void cm_start(void *arg);
 
+/* Go: NewConsensusModule. */
 struct cm *cm_new(int id, const int *peer_ids, int npeers, struct server *server,
-		  struct ready *ready, const struct cm_observer *observer)
+		  struct chan *ready, const struct cm_observer *observer)
 {
 	struct cm *cm = calloc(1, sizeof(*cm));
+	size_t n = npeers > 0 ? (size_t)npeers : 1;
 
-	if (!cm || (npeers > 0 && !(cm->peer_ids = calloc((size_t)npeers, sizeof(int))))) {
+	if (!cm || !(cm->peer_ids = calloc(n, sizeof(int))) ||
+	    !(cm->ae_in_flight = calloc(n, sizeof(bool))) || cond_init_monotonic(&cm->wake)) {
 		log_printf("[%d] cm_new: %s", id, strerror(ENOMEM));
+		if (cm)
+			free(cm->peer_ids);
 		free(cm);
 		return NULL;
 	}
@@ -306,27 +136,23 @@ struct cm *cm_new(int id, const int *peer_ids, int npeers, struct server *server
 	cm->voted_for = -1;
 	atomic_init(&cm->stopping, false);
 	pthread_mutex_init(&cm->mu, NULL);
-	cond_init_monotonic(&cm->wake);
 
 	/* The CM is quiescent until ready is closed; then its countdown starts. */
-	if (server_go(server, cm_start_thread, cm, "start") < 0) {
-		cm_free(cm);
-		return NULL;
-	}
+	go(server_tasks(server), cm_start, cm, "start");
 	return cm;
 }
 
-static void *cm_start_thread(void *arg)
+/* The goroutine of NewConsensusModule. */
+static void cm_start(void *arg)
 {
 	struct cm *cm = arg;
 
 	if (!wait_ready(cm))
-		return NULL;
+		return;
 	pthread_mutex_lock(&cm->mu);
 	cm->election_reset_event = mono_now();
 	pthread_mutex_unlock(&cm->mu);
 	run_election_timer(cm);
-	return NULL;
 }
 
 void cm_free(struct cm *cm)
@@ -335,6 +161,7 @@ void cm_free(struct cm *cm)
 		return;
 	pthread_cond_destroy(&cm->wake);
 	pthread_mutex_destroy(&cm->mu);
+	free(cm->ae_in_flight);
 	free(cm->peer_ids);
 	free(cm);
 }
@@ -353,31 +180,17 @@ void cm_report(struct cm *cm, int *id, int *term, bool *is_leader)
 }
 
 /*
- * Go: Stop. Unlike Go's, the CM's threads notice at once: every one of them
- * waits on cm->wake or ready->cond, and both are broadcast here.
+ * Go: Stop. Unlike Go's, the CM's tasks notice at once: they wait on
+ * cm->wake or on ready, and both are woken here.
  */
 void cm_stop(struct cm *cm)
 {
 	pthread_mutex_lock(&cm->mu);
-	cm->state = CM_DEAD;
+	set_state(cm, CM_DEAD);
 	dlog(cm, "becomes Dead");
 	atomic_store(&cm->stopping, true);
-	pthread_cond_broadcast(&cm->wake);
 	pthread_mutex_unlock(&cm->mu);
-
-	pthread_mutex_lock(&cm->ready->mu);
-	pthread_cond_broadcast(&cm->ready->cond);
-	pthread_mutex_unlock(&cm->ready->mu);
-}
-
-/*
- * Sleeps until deadline, or less if cm_stop is called. Expects cm->mu held;
- * releases it while waiting, as a Go goroutine does around <-ticker.C.
- */
-static void cm_wait_until(struct cm *cm, struct timespec deadline)
-{
-	while (cm->state != CM_DEAD && !timespec_reached(deadline))
-		pthread_cond_timedwait(&cm->wake, &cm->mu, &deadline);
+	chan_interrupt(cm->ready);
 }
 
 /* ---- RPC handlers --------------------------------------------------------- */
@@ -469,17 +282,56 @@ int election_timeout(struct cm *cm)
 	return 150 + (int)arc4random_uniform(150);
 }
 
-static void *run_election_timer_thread(void *arg)
+static void run_election_timer_task(void *arg)
 {
 	run_election_timer(arg);
-	return NULL;
 }
 
-/* Starts run_election_timer on its own thread. Expects cm->mu held. */
+/* Go: go cm.runElectionTimer(). */
 static void go_election_timer(struct cm *cm)
 {
-	if (server_go(cm->server, run_election_timer_thread, cm, "elect") < 0)
-		dlog(cm, "could not start election timer; this CM waits for a leader");
+	go(server_tasks(cm->server), run_election_timer_task, cm, "elect");
+}
+
+/*
+ * The first tick of the timer's 10 ms grid (ticks at start + k * 10 ms,
+ * k >= 1) at or after t.
+ */
+static struct timespec grid_tick_at_or_after(struct timespec start, struct timespec t)
+{
+	const long long tick_ns = ELECTION_TICK_MS * 1000000LL;
+	long long since = timespec_diff_ns(t, start);
+	long long k = since <= 0 ? 1 : (since + tick_ns - 1) / tick_ns;
+
+	return timespec_add_ns(start, (k < 1 ? 1 : k) * tick_ns);
+}
+
+/*
+ * Sleeps until the tick at which Go's 10 ms ticker would see something to
+ * decide: the first tick at or after election_reset_event + timeout (when
+ * the timeout may have elapsed), or, once the term or state has changed
+ * (set_term and set_state broadcast cm->wake), the next tick after now.
+ * At every tick in between, Go's loop would find nothing to do: same term,
+ * same state, timeout not elapsed. Expects cm->mu held.
+ */
+static struct timespec wait_for_decision(struct cm *cm, struct timespec start, int term_started,
+					 int timeout_ms)
+{
+	enum cm_state state = cm->state;
+
+	for (;;) {
+		bool changed = cm->current_term != term_started || cm->state != state ||
+			       (state != CM_FOLLOWER && state != CM_CANDIDATE);
+		struct timespec due =
+			changed ? grid_tick_at_or_after(start, mono_now())
+				: grid_tick_at_or_after(
+					  start,
+					  timespec_add_ms(cm->election_reset_event, timeout_ms));
+
+		if (cm->state == CM_DEAD || timespec_reached(due))
+			return due;
+		pthread_cond_timedwait(&cm->wake, &cm->mu, &due);
+	}
 }
 
 /*
@@ -487,11 +339,16 @@ static void go_election_timer(struct cm *cm)
  * returns when the CM is no longer a follower or candidate, when the term
  * changes (whoever changed it started a new timer), or after it starts an
  * election. A follower's timer runs for as long as it hears from a leader.
+ *
+ * Go wakes on a 10 ms ticker and checks three things at every tick. This
+ * loop and its checks are Go's; only the wait differs: wait_for_decision
+ * sleeps through the ticks at which no check could fire, and wakes at the
+ * same grid instants Go's ticker would fire at.
  */
 void run_election_timer(struct cm *cm)
 {
 	int timeout_ms = election_timeout(cm);
-	struct timespec tick;
+	struct timespec start;
 	int term_started;
 
 	pthread_mutex_lock(&cm->mu);
@@ -500,11 +357,9 @@ void run_election_timer(struct cm *cm)
 	dlog(cm, "election timer started (%dms), term=%d", timeout_ms, term_started);
 
 	pthread_mutex_lock(&cm->mu);
-	tick = mono_now();
+	start = mono_now();
 	for (;;) {
-		/* Absolute deadlines, like Go's ticker: work does not add drift. */
-		tick = timespec_add_ms(tick, ELECTION_TICK_MS);
-		cm_wait_until(cm, tick);
+		wait_for_decision(cm, start, term_started, timeout_ms);
 
 		if (cm->state != CM_CANDIDATE && cm->state != CM_FOLLOWER) {
 			dlog(cm, "in election timer state=%s, bailing out",
@@ -539,8 +394,8 @@ static struct send_job *send_job_new(struct cm *cm, int peer, int term)
 	struct send_job *job = malloc(sizeof(*job));
 
 	if (!job) {
-		dlog(cm, "cannot send to %d: %s", peer, strerror(ENOMEM));
-		return NULL;
+		fprintf(stderr, "raft: out of memory for a send to %d\n", peer);
+		abort(); /* as Go's runtime does */
 	}
 	job->cm = cm;
 	job->peer = peer;
@@ -548,16 +403,13 @@ static struct send_job *send_job_new(struct cm *cm, int peer, int term)
 	return job;
 }
 
-/* Starts fn(job) on a thread named name>peer; frees the job if it cannot. */
-static void go_send(struct cm *cm, void *(*fn)(void *), const char *name, int peer, int term)
+/* Go: go func(peerId int) {...}(peerId), the task named name>peer. */
+static void go_send(struct cm *cm, void (*fn)(void *), const char *name, int peer, int term)
 {
-	struct send_job *job = send_job_new(cm, peer, term);
-
-	if (job && server_go(cm->server, fn, job, "%s>%d", name, peer) < 0)
-		free(job);
+	go(server_tasks(cm->server), fn, send_job_new(cm, peer, term), "%s>%d", name, peer);
 }
 
-static void *send_request_vote(void *arg)
+static void send_request_vote(void *arg)
 {
 	struct send_job *job = arg;
 	struct cm *cm = job->cm;
@@ -572,7 +424,6 @@ static void *send_request_vote(void *arg)
 	if (server_call(cm->server, job->peer, &call) == 0)
 		handle_request_vote_reply(cm, job->term, &call.reply.rv);
 	free(job);
-	return NULL;
 }
 
 /*
@@ -592,7 +443,8 @@ void handle_request_vote_reply(struct cm *cm, int sent_term, const struct reques
 
 	/*
 	 * SAFETY: compare with the CM's current term, read under the lock, not
-	 * with the term saved before the call: a reply can never lower it.
+	 * with Go part1's savedCurrentTerm (the term the request was sent for):
+	 * a reply can never lower the term. Upstream fixed this in part2.
 	 */
 	if (reply->term > cm->current_term) {
 		dlog(cm, "term out of date in RequestVoteReply");
@@ -602,7 +454,11 @@ void handle_request_vote_reply(struct cm *cm, int sent_term, const struct reques
 
 	/*
 	 * SAFETY: count a vote only while still a candidate in the term the
-	 * request was sent for; a vote from an earlier election of ours is stale.
+	 * request was sent for; a vote from an earlier election of ours is
+	 * stale. Go part1 compares reply.Term with savedCurrentTerm only; the
+	 * sent_term clause also refuses a vote granted "in" a term that is not
+	 * the one asked for, which only a peer that breaks the protocol sends
+	 * (upstream: part3 and PR #27).
 	 */
 	if (reply->term == cm->current_term && sent_term == cm->current_term &&
 	    reply->vote_granted) {
@@ -623,7 +479,12 @@ void start_election(struct cm *cm)
 	int saved_term;
 
 	assert(cm->state != CM_DEAD);
-	cm->state = CM_CANDIDATE;
+	/* SAFETY: the term cannot overflow; the decoder refuses larger ones. */
+	if (cm->current_term >= CM_MAX_TERM) {
+		dlog(cm, "term %d is the largest; not standing for election", cm->current_term);
+		return;
+	}
+	set_state(cm, CM_CANDIDATE);
 	set_term(cm, cm->current_term + 1);
 	saved_term = cm->current_term;
 	cm->election_reset_event = mono_now();
@@ -647,7 +508,7 @@ void become_follower(struct cm *cm, int term)
 {
 	assert(term >= cm->current_term);
 	dlog(cm, "becomes Follower with term=%d; log=[]", term);
-	cm->state = CM_FOLLOWER;
+	set_state(cm, CM_FOLLOWER);
 	/*
 	 * SAFETY: forget our vote only when the term increases. A candidate or
 	 * leader that steps down in the same term has voted in it already (for
@@ -662,7 +523,8 @@ void become_follower(struct cm *cm, int term)
 	go_election_timer(cm);
 }
 
-static void *heartbeat_loop(void *arg)
+/* The goroutine of startLeader: heartbeats every 50 ms while leader. */
+static void heartbeat_loop(void *arg)
 {
 	struct cm *cm = arg;
 
@@ -673,10 +535,12 @@ static void *heartbeat_loop(void *arg)
 		leader_send_heartbeats(cm);
 
 		pthread_mutex_lock(&cm->mu);
-		cm_wait_until(cm, next);
+		/* Woken early by a change of state (set_state): a leader no more. */
+		while (cm->state == CM_LEADER && !timespec_reached(next))
+			pthread_cond_timedwait(&cm->wake, &cm->mu, &next);
 		if (cm->state != CM_LEADER) {
 			pthread_mutex_unlock(&cm->mu);
-			return NULL;
+			return;
 		}
 		pthread_mutex_unlock(&cm->mu);
 	}
@@ -685,16 +549,25 @@ static void *heartbeat_loop(void *arg)
 /* Go: startLeader. Switches cm into the leader state and starts heartbeats. */
 void start_leader(struct cm *cm)
 {
-	cm->state = CM_LEADER;
+	set_state(cm, CM_LEADER);
 	if (cm->observer.became_leader)
 		cm->observer.became_leader(cm->observer.ctx, cm->id, cm->current_term);
 	dlog(cm, "becomes Leader; term=%d, log=[]", cm->current_term);
 
-	if (server_go(cm->server, heartbeat_loop, cm, "hb") < 0)
-		dlog(cm, "could not start heartbeats; followers will elect another leader");
+	go(server_tasks(cm->server), heartbeat_loop, cm, "hb");
 }
 
-static void *send_append_entries(void *arg)
+/* Index of peer in cm->peer_ids. */
+static int peer_index(struct cm *cm, int peer)
+{
+	for (int i = 0; i < cm->npeers; i++)
+		if (cm->peer_ids[i] == peer)
+			return i;
+	assert(!"not a peer");
+	return 0;
+}
+
+static void send_append_entries(void *arg)
 {
 	struct send_job *job = arg;
 	struct cm *cm = job->cm;
@@ -709,8 +582,10 @@ static void *send_append_entries(void *arg)
 	     call.args.ae.prev_log_term, call.args.ae.leader_commit);
 	if (server_call(cm->server, job->peer, &call) == 0)
 		handle_append_entries_reply(cm, &call.reply.ae);
+	pthread_mutex_lock(&cm->mu);
+	cm->ae_in_flight[peer_index(cm, job->peer)] = false;
+	pthread_mutex_unlock(&cm->mu);
 	free(job);
-	return NULL;
 }
 
 /* The reply half of leaderSendHeartbeats's goroutine. */
@@ -718,8 +593,11 @@ void handle_append_entries_reply(struct cm *cm, const struct append_entries_repl
 {
 	pthread_mutex_lock(&cm->mu);
 	/*
-	 * SAFETY: compare with the CM's current term, read under the lock: a
-	 * reply to an old heartbeat can never lower current_term.
+	 * SAFETY: a Dead CM stays dead. Go part1 makes a stopped CM a follower
+	 * again (and starts its election timer) when a heartbeat reply with a
+	 * higher term arrives after Stop. And, as for RequestVote replies,
+	 * compare with the current term read under the lock (Go part1:
+	 * savedCurrentTerm; upstream fixed both in part2 and part3).
 	 */
 	if (cm->state != CM_DEAD && reply->term > cm->current_term) {
 		dlog(cm, "term out of date in heartbeat reply");
@@ -729,25 +607,37 @@ void handle_append_entries_reply(struct cm *cm, const struct append_entries_repl
 }
 
 /*
+ * Claims the right to send peer i a heartbeat: false while the last one is
+ * still in flight. Go starts a new sender every 50 ms whatever happened to
+ * the last; against a stalled peer they pile up without bound (goroutines
+ * are cheap; our tasks hold threads). A healthy peer answers within
+ * milliseconds, so for it nothing changes. Expects cm->mu held.
+ */
+static bool claim_heartbeat(struct cm *cm, int i)
+{
+	if (cm->ae_in_flight[i])
+		return false;
+	cm->ae_in_flight[i] = true;
+	return true;
+}
+
+/*
  * Go: leaderSendHeartbeats. Sends a round of heartbeats to all peers; each
- * reply is handled on its sender's thread.
+ * reply is handled on its sender's task.
  */
 void leader_send_heartbeats(struct cm *cm)
 {
 	int saved_term;
-	bool is_leader;
 
 	pthread_mutex_lock(&cm->mu);
-	/*
-	 * SAFETY: only a leader sends heartbeats. Without this check a leader
-	 * that stepped down to a higher term before this round would send
-	 * AppendEntries as leader of a term it never won.
-	 */
-	is_leader = cm->state == CM_LEADER;
+	if (cm->state != CM_LEADER) {
+		pthread_mutex_unlock(&cm->mu);
+		return;
+	}
 	saved_term = cm->current_term;
+	/* Go unlocks first; go() never blocks, so the claim and start stay together. */
+	for (int i = 0; i < cm->npeers; i++)
+		if (claim_heartbeat(cm, i))
+			go_send(cm, send_append_entries, "ae", cm->peer_ids[i], saved_term);
 	pthread_mutex_unlock(&cm->mu);
-
-	/* Unlocked, as in Go: starting a thread can wait for the scheduler. */
-	for (int i = 0; is_leader && i < cm->npeers; i++)
-		go_send(cm, send_append_entries, "ae", cm->peer_ids[i], saved_term);
 }

@@ -8,9 +8,19 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
+struct chan;
 struct server;
+
+/*
+ * The largest term this CM takes from a peer or reaches itself. The RPC
+ * decoder refuses larger ones, and start_election stops short of it, so
+ * that no term arithmetic can overflow: a hostile term of 2^31-1 is
+ * refused, one of 2^30 leaves a billion elections of room.
+ */
+#define CM_MAX_TERM (INT32_MAX / 4 * 3)
 
 enum cm_state { CM_FOLLOWER, CM_CANDIDATE, CM_LEADER, CM_DEAD };
 
@@ -42,16 +52,6 @@ struct append_entries_reply {
 };
 
 /*
- * Go's `ready <-chan interface{}`: closed once, by the harness, when every
- * peer is connected. CMs wait on it before their first election timer.
- */
-struct ready {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	bool closed;
-};
-
-/*
  * The harness watches every CM for election safety. Both callbacks run with
  * the CM's mutex held, at the moment the change happens, so the observer
  * sees the changes of one CM in order.
@@ -69,14 +69,17 @@ struct cm_observer {
 struct cm {
 	/* mu guards every field below that is not marked immutable. */
 	pthread_mutex_t mu;
-	/* wake is broadcast by cm_stop, so every timed wait ends at once. */
+	/*
+	 * wake is broadcast by cm_stop and on every change of term or state,
+	 * so that a timer that has become obsolete notices at its next tick.
+	 */
 	pthread_cond_t wake;
 
 	int id;			     /* immutable */
 	int *peer_ids;		     /* immutable */
 	int npeers;		     /* immutable */
 	struct server *server;	     /* immutable; used to issue RPCs to peers */
-	struct ready *ready;	     /* immutable */
+	struct chan *ready;	     /* immutable; closed by the harness */
 	struct cm_observer observer; /* immutable */
 
 	/* Persistent Raft state on all servers (part 1: in memory only). */
@@ -90,17 +93,16 @@ struct cm {
 	/* Votes granted to us in current_term's election, our own included. */
 	int votes_received;
 
+	/* Per peer (as peer_ids): an AppendEntries to it is still in flight. */
+	bool *ae_in_flight;
+
 	/* Set by cm_stop; read without mu by the wait for "ready". */
 	atomic_bool stopping;
 };
 
-void ready_init(struct ready *r);
-void ready_close(struct ready *r);
-void ready_destroy(struct ready *r);
-
 /* Go: NewConsensusModule. Returns NULL (after logging why) on failure. */
 struct cm *cm_new(int id, const int *peer_ids, int npeers, struct server *server,
-		  struct ready *ready, const struct cm_observer *observer);
+		  struct chan *ready, const struct cm_observer *observer);
 /* Frees a CM whose threads have all been joined (server_shutdown does). */
 void cm_free(struct cm *cm);
 
@@ -133,20 +135,7 @@ void leader_send_heartbeats(struct cm *cm);
 
 const char *cm_state_string(enum cm_state s);
 
-/* Go's log.Printf with Ltime|Lmicroseconds: "HH:MM:SS.uuuuuu msg\n", one write. */
-void log_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Go's cm.dlog: "[id] msg", unless RAFT_DEBUG=0. */
 void dlog(struct cm *cm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Environment switches, read once: RAFT_DEBUG, RAFT_UNRELIABLE_RPC, ... */
-bool raft_debug_enabled(void);
-bool raft_unreliable_rpc(void);
-bool raft_force_more_reelection(void);
-
-/* CLOCK_MONOTONIC helpers shared by raft.c, server.c and harness.c. */
-struct timespec mono_now(void);
-struct timespec timespec_add_ms(struct timespec t, long ms);
-long elapsed_ms(struct timespec since);
-int cond_init_monotonic(pthread_cond_t *cond);
 
 #endif

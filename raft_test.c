@@ -22,6 +22,8 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "lib/chan.h"
+#include "lib/go.h"
 #include "raft.h"
 #include "server.h"
 
@@ -30,7 +32,7 @@ struct test_ctx {
 	struct task_set before;
 	harness_t *h;
 	/* A lone CM on an unserved server, for the deterministic tests. */
-	struct ready ready;
+	struct chan *ready;
 	struct server *s;
 	struct cm *cm;
 };
@@ -49,13 +51,16 @@ static int setup(void **state)
 
 static void stop_lone_cm(struct test_ctx *ctx)
 {
+	char why[256];
+
 	if (!ctx->s)
 		return;
 	cm_stop(ctx->cm);
-	server_shutdown(ctx->s);
+	if (server_shutdown(ctx->s, why, sizeof(why)) < 0)
+		fail_msg("lone CM's server: %s", why);
 	cm_free(ctx->cm);
 	server_free(ctx->s);
-	ready_destroy(&ctx->ready);
+	chan_free(ctx->ready);
 	ctx->s = NULL;
 	ctx->cm = NULL;
 }
@@ -401,10 +406,11 @@ static struct cm *new_lone_cm(void **state)
 	struct test_ctx *ctx = *state;
 	int peers[] = { 1, 2 };
 
-	ready_init(&ctx->ready);
-	ctx->s = server_new(0, peers, 2, &ctx->ready, NULL);
+	ctx->ready = chan_new(1, 0);
+	assert_non_null(ctx->ready);
+	ctx->s = server_new(0, peers, 2, ctx->ready, NULL);
 	assert_non_null(ctx->s);
-	ctx->cm = cm_new(0, peers, 2, ctx->s, &ctx->ready, NULL);
+	ctx->cm = cm_new(0, peers, 2, ctx->s, ctx->ready, NULL);
 	assert_non_null(ctx->cm);
 	return ctx->cm;
 }
@@ -453,6 +459,7 @@ static void TestLoneStaleVoteReplyNotCounted(void **state)
 static void TestLoneHigherTermReplyNeverLowersTerm(void **state)
 {
 	struct cm *cm = new_lone_cm(state);
+	struct request_vote_reply rv_between = { .term = 2, .vote_granted = false };
 	struct request_vote_reply rv_higher = { .term = 5, .vote_granted = false };
 	struct request_vote_reply rv_lower = { .term = 4, .vote_granted = true };
 	struct append_entries_reply ae_lower = { .term = 3, .success = false };
@@ -460,7 +467,17 @@ static void TestLoneHigherTermReplyNeverLowersTerm(void **state)
 	struct append_entries_reply ae_reply;
 
 	lone_start_election(cm); /* term 1 */
-	handle_request_vote_reply(cm, 1, &rv_higher);
+	lone_start_election(cm); /* term 2 */
+	lone_start_election(cm); /* term 3 */
+	/*
+	 * A late reply to the request of term 1, from a peer now in term 2:
+	 * Go part1 compares it with the term it was sent for (2 > 1) and would
+	 * make this candidate of term 3 a follower of term 2.
+	 */
+	handle_request_vote_reply(cm, 1, &rv_between);
+	assert_cm(cm, CM_CANDIDATE, 3, 0);
+
+	handle_request_vote_reply(cm, 3, &rv_higher);
 	assert_cm(cm, CM_FOLLOWER, 5, -1);
 
 	handle_request_vote_reply(cm, 1, &rv_lower);
@@ -472,6 +489,23 @@ static void TestLoneHigherTermReplyNeverLowersTerm(void **state)
 	assert_false(ae_reply.success);
 	assert_int_equal(ae_reply.term, 5);
 	assert_cm(cm, CM_FOLLOWER, 5, -1);
+}
+
+/*
+ * A vote granted "in" the current term to a request of an earlier one is
+ * not counted: an honest peer never sends it (it grants only in the term it
+ * was asked for), so only the sent_term check refuses it.
+ */
+static void TestLoneVoteForAnotherTermNotCounted(void **state)
+{
+	struct cm *cm = new_lone_cm(state);
+	struct request_vote_reply odd_vote = { .term = 2, .vote_granted = true };
+
+	lone_start_election(cm); /* term 1 */
+	lone_start_election(cm); /* term 2 */
+	handle_request_vote_reply(cm, 1, &odd_vote);
+	assert_cm(cm, CM_CANDIDATE, 2, 0);
+	assert_int_equal(cm->votes_received, 1);
 }
 
 /* One vote per term: a second candidate is refused, the first re-granted. */
@@ -557,17 +591,17 @@ static void TestHarnessDisconnectedCallsFail(void **state)
 static void TestHarnessShutdownLeavesNoThread(void **state)
 {
 	struct test_ctx *ctx = *state;
-	long started = server_process_threads_started();
+	long started = go_tasks_started();
 	harness_t *h = new_harness(state, 5);
 	int id, term;
 	char why[1024];
 
 	assert_true(harness_wait_for_leader(h, 3000, &id, &term));
-	assert_true(server_process_threads_live() > 0);
+	assert_true(go_tasks_live() > 0);
 	ctx->h = NULL;
 	harness_shutdown(h);
-	assert_int_equal(server_process_threads_live(), 0);
-	assert_true(server_process_threads_started() > started);
+	assert_int_equal(go_tasks_live(), 0);
+	assert_true(go_tasks_started() > started);
 	if (!task_set_wait_back(&ctx->before, HARNESS_LEAK_TIMEOUT_MS, why, sizeof(why)))
 		fail_msg("%s", why);
 }
@@ -659,6 +693,7 @@ static const struct CMUnitTest all_tests[] = {
 	TEST(TestElectionSafetyStress),
 	TEST(TestLoneStaleVoteReplyNotCounted),
 	TEST(TestLoneHigherTermReplyNeverLowersTerm),
+	TEST(TestLoneVoteForAnotherTermNotCounted),
 	TEST(TestLoneOneVotePerTerm),
 	TEST(TestLoneCandidateStepsDownKeepsVote),
 	TEST(TestHarnessDisconnectedCallsFail),

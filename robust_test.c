@@ -44,6 +44,8 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "lib/go.h"
+#include "lib/log.h"
 #include "raft.h"
 #include "server.h"
 
@@ -582,7 +584,7 @@ static void TestHostileHugeLength(void **state)
 	rv_request(buf);
 	memset(buf + 16, 0xff, 4); /* payload length 2^32 - 1 */
 	hostile_send(fd, buf, FRAME_HEADER_SIZE);
-	expect_cut_off(state, fd, "payload length 4294967295, want 32");
+	expect_cut_off(state, fd, "payload length 4294967295, at most 32");
 }
 
 /* A peer that closes its side in the middle of a frame is told "frame cut short". */
@@ -643,6 +645,70 @@ static void TestHostileStallInPayload(void **state)
 	stall_mid_frame(state, FRAME_HEADER_SIZE + 16);
 }
 
+/* Sends a RequestVote of term from a candidate that is no server of the cluster. */
+static void send_vote_request(int fd, int term)
+{
+	struct frame f = { .kind = FRAME_REQUEST, .seq = 1 };
+	uint8_t buf[FRAME_MAX_SIZE];
+
+	f.call.method = RPC_REQUEST_VOTE;
+	f.call.args.rv = (struct request_vote_args){
+		.term = term, .candidate_id = 9, .last_log_index = -1, .last_log_term = -1
+	};
+	hostile_send(fd, buf, server_frame_encode(&f, buf));
+}
+
+/* Polls until some server leads a term above min_term; fails after timeout_ms. */
+static int wait_leader_above(harness_t *h, int n, int min_term, int timeout_ms)
+{
+	struct timespec start = mono_now();
+
+	while (elapsed_ms(start) < timeout_ms) {
+		for (int i = 0; i < n; i++) {
+			bool is_leader;
+			int term;
+
+			harness_report(h, i, &term, &is_leader);
+			if (is_leader && term > min_term)
+				return term;
+		}
+		sleep_ms(2);
+	}
+	fail_msg("no leader above term %d within %d ms", min_term, timeout_ms);
+	return -1;
+}
+
+/*
+ * Huge terms from a hostile peer cannot stop elections: a term of 2^30 is
+ * taken and the cluster goes on electing above it; one of 2^31-1, which
+ * the next election would overflow, is refused and the peer cut off.
+ */
+static void TestHostileHugeTerms(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+	int fd, term, leader;
+	bool is_leader;
+
+	wait_single_leader(h, 3, LEADER_TIMEOUT_MS);
+	fd = hostile_dial(state, 0);
+	send_vote_request(fd, 1 << 30);
+	term = wait_leader_above(h, 3, 1 << 30, LEADER_TIMEOUT_MS);
+	tlog("leader in term %d after a RequestVote of term %d", term, 1 << 30);
+
+	/* The same connection: a second one would be a third reader to wait for. */
+	send_vote_request(fd, INT32_MAX);
+	expect_cut_off(state, fd, "field out of range in RequestVote request");
+	harness_report(h, 0, &term, NULL);
+	assert_true(term > 1 << 30 && term < CM_MAX_TERM);
+
+	/* And it keeps electing: a new leader once this one is cut off. */
+	leader = harness_check_single_leader(h, &term);
+	harness_disconnect_peer(h, leader);
+	wait_leader_above(h, 3, term, LEADER_TIMEOUT_MS);
+	harness_report(h, leader, NULL, &is_leader);
+	harness_reconnect_peer(h, leader);
+}
+
 /*
  * 500 connections opened at once and then closed: each is served by a
  * reader that ends when its peer closes. A connection closed before it sent
@@ -673,67 +739,58 @@ static void TestHostileConnectionBurst(void **state)
 
 /* ---- exhaustion: threads -------------------------------------------------- */
 
-/* Polls until each of the n servers has reached term 1 or more. */
-static bool wait_all_candidates(harness_t *h, int n, int timeout_ms)
+/*
+ * While no worker thread can be made, go() queues tasks instead of failing:
+ * nothing is lost. A cluster started then does nothing (no task has a
+ * thread); once threads can be made again, the pool's keeper starts them
+ * and the cluster elects a leader.
+ */
+static void TestThreadCreateFailuresRecover(void **state)
 {
-	struct timespec start = mono_now();
+	struct test_ctx *ctx = *state;
+	harness_t *h;
 
-	for (;;) {
-		int term, ready = 0;
+	go_pool_retire_idle(); /* no parked worker left to run a task */
+	go_fail_thread_creates(INT_MAX);
+	h = new_harness(state, 3);
+	/* Longer than the longest election timeout (300 ms): no task runs. */
+	sleep_ms(400);
+	for (int i = 0; i < 3; i++) {
+		int term;
 
-		for (int i = 0; i < n; i++) {
-			harness_report(h, i, &term, NULL);
-			ready += term >= 1;
-		}
-		if (ready == n)
-			return true;
-		if (elapsed_ms(start) >= timeout_ms)
-			return false;
-		sleep_ms(2);
+		harness_report(h, i, &term, NULL);
+		assert_int_equal(term, 0);
 	}
+	harness_check_no_leader(h);
+	assert_int_equal(log_count(&ctx->log, "go: cannot start a thread for"), 1);
+
+	go_fail_thread_creates(0);
+	wait_single_leader(h, 3, LEADER_TIMEOUT_MS);
+	assert_int_equal(log_count(&ctx->log, "go: threads start again"), 1);
 }
 
 /*
- * While no thread can start, no election completes; the starts are deferred,
- * not lost, so once threads start again the cluster elects a leader.
+ * A server shut down while its tasks still wait for threads runs them all
+ * before it returns (each ends at once: the server is stopping), and
+ * leaves no thread behind.
  */
-static void TestThreadStartFailuresRecover(void **state)
+static void TestShutdownWithQueuedTasks(void **state)
 {
 	struct test_ctx *ctx = *state;
-	harness_t *h = new_harness(state, 3);
-	bool before_elections = true;
-	int term;
+	harness_t *h;
 
-	/* Normally before the first election timeout (150 ms)... */
-	for (int i = 0; i < 3; i++)
-		server_fail_thread_starts(harness_server(h, i), INT_MAX);
-	/* ...which a term still 0 proves: no vote was asked for with a thread. */
-	for (int i = 0; i < 3; i++) {
-		harness_report(h, i, &term, NULL);
-		before_elections = before_elections && term == 0;
-	}
-	/* Every server stands for election, and none can ask for votes. */
-	if (!wait_all_candidates(h, 3, LEADER_TIMEOUT_MS))
-		fail_msg("not every server stood for election within %d ms", LEADER_TIMEOUT_MS);
-	for (int i = 0; i < 3; i++) {
-		char line[64];
-
-		snprintf(line, sizeof(line), "[%d] cannot start thread", i);
-		assert_int_equal(log_count(&ctx->log, line), 1);
-	}
-	if (before_elections)
-		harness_check_no_leader(h);
-	else
-		tlog("an election began before the fault: not checking for no leader");
-
-	for (int i = 0; i < 3; i++)
-		server_fail_thread_starts(harness_server(h, i), 0);
-	wait_single_leader(h, 3, LEADER_TIMEOUT_MS);
-	assert_true(log_count(&ctx->log, "threads start again") >= 3);
+	go_pool_retire_idle();
+	go_fail_thread_creates(INT_MAX);
+	h = new_harness(state, 3);
+	assert_true(go_tasks_live() > 0);
+	go_fail_thread_creates(0);
+	ctx->h = NULL;
+	harness_shutdown(h); /* fails the test if a task outlives it */
+	assert_int_equal(go_tasks_live(), 0);
 }
 
-/* A request for every thread a server may defer, and 100 more. */
-#define FLOOD		 (SERVER_GO_DEFER_MAX + 100)
+/* A request for every handler a server lets wait, and 100 more. */
+#define FLOOD		 (RPC_MAX_HANDLERS + 100)
 #define FLOOD_TIMEOUT_MS 30000
 
 /* Sends n stale AppendEntries requests, seq 1 to n, back to back. */
@@ -788,12 +845,14 @@ static void read_flood_reply(int fd, struct flood_tally *t)
 }
 
 /*
- * Out of threads, a server defers at most SERVER_GO_DEFER_MAX starts: a
- * request beyond that is answered "RPC failed" at once, and every deferred
- * one is served once threads are back. Each request gets exactly one reply.
+ * A flood of requests while no thread can be made: at most RPC_MAX_HANDLERS
+ * wait for a handler, the rest are answered "RPC failed" at once, each
+ * request gets exactly one reply, and the CMs' own tasks, queued behind the
+ * flood, are not lost: once threads are back the cluster elects a leader.
  */
 static void TestRequestFloodWhileOutOfThreads(void **state)
 {
+	struct test_ctx *ctx = *state;
 	harness_t *h = new_harness(state, 3);
 	struct flood_tally *t = calloc(1, sizeof(*t));
 	char why[256];
@@ -803,24 +862,23 @@ static void TestRequestFloodWhileOutOfThreads(void **state)
 	if (!harness_wait_for_leader(h, LEADER_TIMEOUT_MS, &id, &term))
 		fail_msg("no leader within %d ms", LEADER_TIMEOUT_MS);
 	fd = hostile_dial(state, 1);
-	/*
-	 * The connection's reader must run before threads stop starting: a
-	 * reply proves it does. (Counting "s1-conn" threads would not: a new
-	 * handler bears its creator's name until it names itself.)
-	 */
+	/* The connection's reader must be running before threads run out. */
 	if (exchange_stale_heartbeat(fd, why, sizeof(why)) < 0)
 		fail_msg("server 1 does not serve a new connection: %s", why);
-	server_fail_thread_starts(harness_server(h, 1), INT_MAX);
+	go_pool_retire_idle();
+	go_fail_thread_creates(INT_MAX);
 	send_flood(fd, FLOOD);
-	/* No handler can run: only requests beyond the limit are answered, as failed. */
-	while (t->failed < FLOOD - SERVER_GO_DEFER_MAX)
+	/* Each handler takes 1-5 ms: the reader refuses some before they finish. */
+	while (t->failed == 0)
 		read_flood_reply(fd, t);
-	assert_int_equal(t->ok, 0);
+	assert_true(wait_for_log(&ctx->log, "requests waiting for a handler; refusing more",
+				 LOG_TIMEOUT_MS));
 
-	server_fail_thread_starts(harness_server(h, 1), 0);
+	go_fail_thread_creates(0);
 	while (t->ok + t->failed < FLOOD)
 		read_flood_reply(fd, t);
-	tlog("flood: %d served after the fault, %d refused at once", t->ok, t->failed);
+	tlog("flood: %d served, %d refused at once", t->ok, t->failed);
+	assert_true(t->ok >= RPC_MAX_HANDLERS - 8); /* peers' requests share the cap */
 	free(t);
 	wait_single_leader(h, 3, LEADER_TIMEOUT_MS);
 }
@@ -1166,8 +1224,10 @@ static const struct CMUnitTest all_tests[] = {
 	TEST(TestHostileTruncatedFrameThenClose),
 	TEST(TestHostileStallInHeader),
 	TEST(TestHostileStallInPayload),
+	TEST(TestHostileHugeTerms),
 	TEST(TestHostileConnectionBurst),
-	TEST(TestThreadStartFailuresRecover),
+	TEST(TestThreadCreateFailuresRecover),
+	TEST(TestShutdownWithQueuedTasks),
 	TEST(TestRequestFloodWhileOutOfThreads),
 	TEST(TestConnectRefusedThenRetried),
 	TEST(TestAcceptOutOfDescriptors),

@@ -10,8 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/rpc.h"
 #include "raft.h"
 
+struct chan;
+struct go_group;
+
+/* The methods of the "ConsensusModule" service, by wire number. */
 enum rpc_method { RPC_REQUEST_VOTE = 1, RPC_APPEND_ENTRIES = 2 };
 
 /* One RPC: the method, its arguments and, after server_call, its reply. */
@@ -28,15 +33,19 @@ struct rpc_call {
 };
 
 /* Go: NewServer. Returns NULL (after logging why) on failure. */
-struct server *server_new(int server_id, const int *peer_ids, int npeers, struct ready *ready,
+struct server *server_new(int server_id, const int *peer_ids, int npeers, struct chan *ready,
 			  const struct cm_observer *observer);
 /* Go: Serve. Creates the CM, listens on 127.0.0.1:0, starts accepting. */
 int server_serve(struct server *s);
 /* Go: DisconnectAll. Closes the client connections to every peer. */
 void server_disconnect_all(struct server *s);
-/* Go: Shutdown. Stops the CM and joins every thread the server started. */
-void server_shutdown(struct server *s);
-/* Frees a server after server_shutdown (or one that never served). */
+/*
+ * Go: Shutdown. Stops the CM and the RPC server and waits (2 s at most) for
+ * every task the server started. Returns 0, or -ETIMEDOUT with the names of
+ * the tasks still running in why; such a server must not be freed.
+ */
+int server_shutdown(struct server *s, char *why, size_t whylen);
+/* Frees a server after server_shutdown returned 0 (or one that never served). */
 void server_free(struct server *s);
 int server_get_listen_addr(struct server *s, struct sockaddr_in *addr);
 int server_connect_to_peer(struct server *s, int peer_id, const struct sockaddr_in *addr);
@@ -50,6 +59,8 @@ int server_disconnect_peer(struct server *s, int peer_id);
 int server_call(struct server *s, int peer_id, struct rpc_call *call);
 
 struct cm *server_cm(struct server *s);
+/* The group of the server's tasks (its CM's too), which shutdown waits for. */
+struct go_group *server_tasks(struct server *s);
 /* Switches the 1-5 ms delay of served requests (on by default); for benchmarks. */
 void server_set_rpc_delay(struct server *s, bool on);
 /*
@@ -58,50 +69,22 @@ void server_set_rpc_delay(struct server *s, bool on);
  * which lower it to keep a stalled peer's test short.
  */
 void server_set_frame_read_deadline(struct server *s, int ms);
-/*
- * TEST HOOK, fault injection: the next n thread starts of s fail as if
- * pthread_create had said EAGAIN (0 ends the injection).
- */
-void server_fail_thread_starts(struct server *s, int n);
+
+/* server_shutdown waits this long for the server's tasks. */
+#define SERVER_SHUTDOWN_TIMEOUT_MS 2000
 
 /*
- * Starts a thread, Go's `go` statement: counted per server and per process,
- * named "s<id>-<name>" (15 characters at most), joined by server_shutdown.
- * Like Go's `go`, it does not fail for want of threads: if pthread_create
- * says EAGAIN, the start is deferred and the server's reaper retries it
- * (at shutdown it runs fn itself, which then returns at once). Returns 0,
- * or a negative errno code (logged) when out of memory, shutting down, or
- * with too many starts deferred already; on failure fn never runs.
+ * The ConsensusModule service on the wire (lib/rpc.h has the header).
+ * Payloads are fixed per method and kind: int fields as i64, bools as one
+ * byte 0 or 1. A frame, for tests and the fuzzer, which build and check
+ * frames byte by byte.
  */
-int server_go(struct server *s, void *(*fn)(void *), void *arg, const char *name_fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-/* Starts deferred at most per server; a request beyond it is answered "RPC failed". */
-#define SERVER_GO_DEFER_MAX 1024
-
-/* Threads of this server started so far, and those not yet joined. */
-long server_threads_started(struct server *s);
-long server_threads_live(struct server *s);
-/* The same, over every server of the process. */
-long server_process_threads_started(void);
-long server_process_threads_live(void);
-
-/*
- * Wire format: every message is one frame, a 20-byte header and a payload,
- * all integers big-endian.
- *   u32 magic "RAFT" | u8 version | u8 kind | u8 method | u8 status |
- *   u64 sequence number | u32 payload length
- * kind 1 is a request, 2 a reply; status is 0, or 1 for "RPC failed" (a
- * reply with no payload). Payloads are fixed per method and kind: int
- * fields as i64, bools as one byte 0 or 1.
- */
-#define FRAME_MAGIC	  0x52414654u
-#define FRAME_VERSION	  1
-#define FRAME_HEADER_SIZE 20
+#define FRAME_HEADER_SIZE RPC_HEADER_SIZE
 #define FRAME_MAX_PAYLOAD 48
 #define FRAME_MAX_SIZE	  (FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD)
 
-enum frame_kind { FRAME_REQUEST = 1, FRAME_REPLY = 2 };
-enum frame_status { FRAME_OK = 0, FRAME_FAILED = 1 };
+enum frame_kind { FRAME_REQUEST = RPC_REQUEST, FRAME_REPLY = RPC_REPLY };
+enum frame_status { FRAME_OK = RPC_OK, FRAME_FAILED = RPC_FAILED };
 
 struct frame {
 	enum frame_kind kind;
@@ -110,6 +93,8 @@ struct frame {
 	uint32_t payload_len;
 	struct rpc_call call; /* method; args for a request, reply for a reply */
 };
+
+extern const struct rpc_service cm_service;
 
 /* Encodes f into buf (FRAME_MAX_SIZE bytes); returns the frame's length. */
 size_t server_frame_encode(const struct frame *f, uint8_t *buf);

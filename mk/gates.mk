@@ -47,8 +47,8 @@ asan-robust: build-asan/robust_test
 # ---- lint and format ------------------------------------------------------------
 
 # Every C file of the repository, picked up as files are added.
-LINT_SRCS = $(sort $(wildcard *.c tools/*.c fuzz/*.c))
-LINT_HDRS = $(sort $(wildcard *.h tools/*.h fuzz/*.h))
+LINT_SRCS = $(sort $(wildcard *.c lib/*.c tools/*.c fuzz/*.c))
+LINT_HDRS = $(sort $(wildcard *.h lib/*.h tools/*.h fuzz/*.h))
 # The compile flags clang-tidy needs (after --); the same for every file.
 LINT_CFLAGS = $(STRICT) -pthread -I. $(DEP_CFLAGS)
 # cppcheck does not read system headers: it is given libbsd's sys/queue.h

@@ -11,14 +11,13 @@ FUZZ_SECONDS ?= 60
 # libFuzzer with ASan (leaks included) and UBSan, which aborts on the first
 # report so that the fuzzer records it as a crash.
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_OBJS := build-fuzz/raft.o build-fuzz/server.o build-fuzz/fuzz/frame_fuzz.o
+FUZZ_OBJS = $(patsubst %.c,build-fuzz/%.o,raft.c server.c $(LIB_SRCS) fuzz/frame_fuzz.c)
 
 TEST_EXTRAS += robust-test
 
 .PHONY: robust-test fuzz fuzz-corpus
 
-build-tsan/robust_test: build-tsan/raft.o build-tsan/server.o build-tsan/harness.o \
-		build-tsan/robust_test.o
+build-tsan/robust_test: $(patsubst %.c,build-tsan/%.o,$(CORE_SRCS) robust_test.c)
 	$(CC) $(TSAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
 
 robust-test: build-tsan/robust_test
@@ -37,7 +36,7 @@ fuzz: build-fuzz/frame_fuzz
 	./build-fuzz/frame_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=256 \
 		-print_final_stats=1 -artifact_prefix=build-fuzz/ build-fuzz/corpus fuzz/corpus
 
-build/fuzz/make_corpus: build/raft.o build/server.o build/fuzz/make_corpus.o
+build/fuzz/make_corpus: $(patsubst %.c,build/%.o,raft.c server.c $(LIB_SRCS) fuzz/make_corpus.c)
 	$(CC) $^ $(LDLIBS_BASE) -o $@
 
 fuzz-corpus: build/fuzz/make_corpus

@@ -30,6 +30,8 @@
 #include <time.h>
 
 #include "harness.h"
+#include "lib/chan.h"
+#include "lib/go.h"
 #include "raft.h"
 #include "server.h"
 
@@ -278,7 +280,7 @@ static double ms_since(struct timespec t0)
 	return (double)(now.tv_sec - t0.tv_sec) * 1e3 + (double)(now.tv_nsec - t0.tv_nsec) / 1e6;
 }
 
-static void timespec_add_ns(struct timespec *t, long ns)
+static void tick_add_ns(struct timespec *t, long ns)
 {
 	t->tv_nsec += ns;
 	while (t->tv_nsec >= 1000000000L) {
@@ -295,11 +297,11 @@ static void sleep_tick(struct timespec *next, long period_ns)
 {
 	struct timespec now = mono_now();
 
-	timespec_add_ns(next, period_ns);
+	tick_add_ns(next, period_ns);
 	if (now.tv_sec > next->tv_sec ||
 	    (now.tv_sec == next->tv_sec && now.tv_nsec >= next->tv_nsec)) {
 		*next = now;
-		timespec_add_ns(next, period_ns);
+		tick_add_ns(next, period_ns);
 	}
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, next, NULL) == EINTR)
 		;
@@ -549,7 +551,7 @@ static void footprint_free(struct footprint *f)
 static int measure_footprint(struct footprint *f, int base_tasks)
 {
 	struct timespec start = mono_now(), tick = start;
-	long started = server_process_threads_started();
+	long started = go_threads_created();
 	int rc = 0;
 
 	for (int i = 1; i <= FOOTPRINT_WINDOW_MS / FOOTPRINT_PERIOD_MS && rc == 0; i++) {
@@ -565,7 +567,7 @@ static int measure_footprint(struct footprint *f, int base_tasks)
 		if (!rc)
 			rc = samples_add(&f->rss, (double)kb);
 		if (!rc && i % (1000 / FOOTPRINT_PERIOD_MS) == 0) {
-			long now = server_process_threads_started();
+			long now = go_threads_created();
 
 			rc = samples_add(&f->creations, (double)(now - started));
 			started = now;
@@ -627,18 +629,25 @@ static int bench_idle_reference(struct bench *b)
  * a thread (a higher term would make the CM a follower with a timer).
  */
 struct rpc_pair {
-	struct ready ready;
+	struct chan *ready;
 	struct server *s[2];
 };
 
 static void rpc_pair_stop(struct rpc_pair *p)
 {
-	for (int i = 0; i < 2; i++)
-		if (p->s[i])
-			server_shutdown(p->s[i]);
-	for (int i = 0; i < 2; i++)
+	bool stuck = false;
+	char why[256];
+
+	for (int i = 0; i < 2; i++) {
+		if (p->s[i] && server_shutdown(p->s[i], why, sizeof(why)) < 0) {
+			fprintf(stderr, PROG ": server %d: %s\n", i, why);
+			stuck = true;
+		}
+	}
+	for (int i = 0; i < 2 && !stuck; i++)
 		server_free(p->s[i]);
-	ready_destroy(&p->ready);
+	if (!stuck)
+		chan_free(p->ready);
 }
 
 static int rpc_pair_start(struct rpc_pair *p)
@@ -646,11 +655,13 @@ static int rpc_pair_start(struct rpc_pair *p)
 	struct sockaddr_in addr;
 	int rc = 0;
 
-	ready_init(&p->ready);
+	p->ready = chan_new(1, 0);
+	if (!p->ready)
+		return -ENOMEM;
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		int peer = 1 - i;
 
-		p->s[i] = server_new(i, &peer, 1, &p->ready, NULL);
+		p->s[i] = server_new(i, &peer, 1, p->ready, NULL);
 		rc = p->s[i] ? server_serve(p->s[i]) : -ENOMEM;
 	}
 	if (!rc)
@@ -732,9 +743,8 @@ static int bench_shutdown(struct bench *b)
 		rc = samples_add(&s, ms_since(t0));
 		if (rc < 0)
 			goto out_free;
-		if (server_process_threads_live() != 0) {
-			fprintf(stderr, PROG ": %ld threads live after shutdown\n",
-				server_process_threads_live());
+		if (go_tasks_live() != 0) {
+			fprintf(stderr, PROG ": %ld tasks live after shutdown\n", go_tasks_live());
 			goto out_free;
 		}
 	}

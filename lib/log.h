@@ -1,0 +1,22 @@
+/*
+ * Go's log package with log.SetFlags(log.Ltime | log.Lmicroseconds), and
+ * the environment switches the Go code reads with os.Getenv.
+ */
+#ifndef LIB_LOG_H
+#define LIB_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+/* log.Printf: "HH:MM:SS.uuuuuu msg\n" to stderr, in one write. */
+void log_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a prefix before the message ("[2] "). */
+void log_vprintf_prefixed(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+/* Read once. RAFT_DEBUG=0 turns the CM's dlog off (Go's DebugCM). */
+bool raft_debug_enabled(void);
+bool raft_unreliable_rpc(void);	       /* RAFT_UNRELIABLE_RPC set and not empty */
+bool raft_force_more_reelection(void); /* RAFT_FORCE_MORE_REELECTION */
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * Go's testing package as the Go tests use it, and the checks Go gets from
+ * elsewhere: the go test runner (-run, -count) over cmocka, the thread leak
+ * check (fortytw2/leaktest), and an election-safety monitor that Go's
+ * harness does not have.
+ *
+ * Checks fail a test only from the test's own thread: cmocka ends the
+ * whole process when asked to fail on another. Worker threads record what
+ * they saw (the safety monitor) and the test thread reports it.
+ */
+#ifndef LIB_TESTING_H
+#define LIB_TESTING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct CMUnitTest;
+
+/*
+ * The main() of a cmocka test program, with go test's flags: -run REGEX
+ * (POSIX extended, unanchored: every test whose name matches) and -count N
+ * (runs the selection N times). Returns the exit status: 0 if every test
+ * passed, 1 if one failed, 2 on a bad flag or pattern.
+ */
+int go_test_main(const char *prog, const struct CMUnitTest *tests, size_t ntests, int argc,
+		 char **argv);
+
+/*
+ * Leak check: the threads of this process, by /proc/self/task. The check
+ * polls until every thread not in the snapshot is gone, or timeout_ms pass;
+ * then it names each leaked thread in why and returns false. Parked pool
+ * workers are retired first (go_pool_retire_idle), so what remains is a
+ * task still running, under its own name.
+ */
+struct task_set {
+	int n;
+	pid_t *tids;
+};
+int task_set_snapshot(struct task_set *set);
+void task_set_free(struct task_set *set);
+bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why, size_t whylen);
+
+/* Go's leaktest.CheckTimeout(t, 100*time.Millisecond). */
+#define LEAK_TIMEOUT_MS 100
+
+/*
+ * Election-safety monitor: remembers every (term, leader) and every term
+ * change; a second leader in one term or a term going down is a violation.
+ * Sparse in terms: a hostile term of 2^31-1 costs one entry. Thread-safe;
+ * the harness feeds it from every CM, under the CM's lock.
+ */
+struct safety_monitor;
+struct safety_monitor *safety_monitor_new(int n);
+void safety_monitor_free(struct safety_monitor *m);
+void safety_term_changed(struct safety_monitor *m, int id, int old_term, int new_term);
+void safety_became_leader(struct safety_monitor *m, int id, int term);
+/* true if a violation was seen; its description goes to why. */
+bool safety_violation(struct safety_monitor *m, char *why, size_t whylen);
+
+#endif
