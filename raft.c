@@ -314,22 +314,26 @@ static struct timespec grid_tick_at_or_after(struct timespec start, struct times
  * At every tick in between, Go's loop would find nothing to do: same term,
  * same state, timeout not elapsed. Expects cm->mu held.
  */
-static struct timespec wait_for_decision(struct cm *cm, struct timespec start, int term_started,
-					 int timeout_ms)
+static void wait_for_decision(struct cm *cm, struct timespec start, int term_started,
+			      int timeout_ms)
 {
 	enum cm_state state = cm->state;
+	bool changed = false;
+	struct timespec due;
 
 	for (;;) {
-		bool changed = cm->current_term != term_started || cm->state != state ||
-			       (state != CM_FOLLOWER && state != CM_CANDIDATE);
-		struct timespec due =
-			changed ? grid_tick_at_or_after(start, mono_now())
-				: grid_tick_at_or_after(
-					  start,
-					  timespec_add_ms(cm->election_reset_event, timeout_ms));
-
+		if (!changed && (cm->current_term != term_started || cm->state != state ||
+				 (state != CM_FOLLOWER && state != CM_CANDIDATE))) {
+			/* Fixed once: the next tick after the change is when Go bails out. */
+			changed = true;
+			due = grid_tick_at_or_after(start, mono_now());
+		} else if (!changed) {
+			/* The reset event moves with every heartbeat: look again. */
+			due = grid_tick_at_or_after(
+				start, timespec_add_ms(cm->election_reset_event, timeout_ms));
+		}
 		if (cm->state == CM_DEAD || timespec_reached(due))
-			return due;
+			return;
 		pthread_cond_timedwait(&cm->wake, &cm->mu, &due);
 	}
 }

@@ -508,6 +508,37 @@ static void TestLoneVoteForAnotherTermNotCounted(void **state)
 	assert_int_equal(cm->votes_received, 1);
 }
 
+/* Polls until g has n live tasks; false after timeout_ms. */
+static bool wait_tasks(struct go_group *g, long n, int timeout_ms)
+{
+	struct timespec start = mono_now();
+
+	while (go_group_live(g) != n && elapsed_ms(start) < timeout_ms)
+		sleep_ms(1);
+	return go_group_live(g) == n;
+}
+
+/*
+ * An election timer made obsolete by a change of term ends at its next
+ * tick, as Go's does, not at shutdown: it does not hold a thread.
+ */
+static void TestLoneObsoleteTimerEnds(void **state)
+{
+	struct test_ctx *ctx = *state;
+	struct cm *cm = new_lone_cm(state);
+	struct go_group *g = server_tasks(ctx->s);
+	struct request_vote_args from1 = { .term = 5, .candidate_id = 1 };
+	struct request_vote_reply reply;
+
+	lone_start_election(cm); /* term 1, and its election timer */
+	/* "start" waits for ready, which never closes; the RequestVotes fail at once. */
+	assert_true(wait_tasks(g, 2, 1000));
+	assert_int_equal(cm_request_vote(cm, &from1, &reply), 0); /* term 5, a new timer */
+	assert_cm(cm, CM_FOLLOWER, 5, 1);
+	/* The timer of term 1 bails out; the new one runs on (150 ms at least). */
+	assert_true(wait_tasks(g, 2, 1000));
+}
+
 /* One vote per term: a second candidate is refused, the first re-granted. */
 static void TestLoneOneVotePerTerm(void **state)
 {
@@ -694,6 +725,7 @@ static const struct CMUnitTest all_tests[] = {
 	TEST(TestLoneStaleVoteReplyNotCounted),
 	TEST(TestLoneHigherTermReplyNeverLowersTerm),
 	TEST(TestLoneVoteForAnotherTermNotCounted),
+	TEST(TestLoneObsoleteTimerEnds),
 	TEST(TestLoneOneVotePerTerm),
 	TEST(TestLoneCandidateStepsDownKeepsVote),
 	TEST(TestHarnessDisconnectedCallsFail),

@@ -322,11 +322,15 @@ static long wait_closed_by_server(int fd, int timeout_ms)
 		long left = timeout_ms - elapsed_ms(start);
 		uint8_t scratch[256];
 		ssize_t n;
+		int rc;
 
 		if (left <= 0)
 			return -1;
-		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+		rc = poll(&pfd, 1, (int)left);
+		if (rc < 0 && errno != EINTR)
 			return -1;
+		if (rc <= 0)
+			continue; /* a blocking read now could wait for ever */
 		n = read(fd, scratch, sizeof(scratch));
 		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return elapsed_ms(start);
@@ -883,6 +887,61 @@ static void TestRequestFloodWhileOutOfThreads(void **state)
 	wait_single_leader(h, 3, LEADER_TIMEOUT_MS);
 }
 
+/* ---- a stalled peer -------------------------------------------------------- */
+
+/* A listener that never accepts: connections to it open, and nothing answers. */
+static int silent_listener(struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) < 0 || listen(fd, 8) < 0 ||
+	    getsockname(fd, (struct sockaddr *)addr, &len) < 0) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+/*
+ * A leader whose heartbeats to one peer are never answered keeps one of
+ * them in flight, not one more every 50 ms: senders do not pile up.
+ */
+static void TestStalledPeerHoldsOneHeartbeat(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+	struct sockaddr_in addr;
+	char name[16];
+	int leader, peer, fd, senders;
+
+	leader = harness_check_single_leader(h, NULL);
+	peer = (leader + 1) % 3;
+	fd = silent_listener(&addr);
+	if (fd < 0)
+		fail_msg("listen: %s", strerror(-fd));
+	/* The peer is cut off; the leader keeps the third server, a majority. */
+	harness_disconnect_peer(h, peer);
+	assert_int_equal(server_connect_to_peer(harness_server(h, leader), peer, &addr), 0);
+	sleep_ms(500); /* ten heartbeat rounds */
+	snprintf(name, sizeof(name), "s%d-ae>%d", leader, peer);
+	senders = count_threads_named(name);
+	tlog("%d sender(s) to the silent peer after 10 rounds", senders);
+	assert_int_equal(harness_check_single_leader(h, NULL), leader);
+	assert_int_equal(senders, 1);
+
+	server_disconnect_peer(harness_server(h, leader), peer); /* ends the call */
+	close(fd);
+	harness_reconnect_peer(h, peer);
+	harness_check_single_leader(h, NULL);
+}
+
 /* ---- exhaustion: connect -------------------------------------------------- */
 
 /* An address on 127.0.0.1 that nothing listens on (its socket is closed). */
@@ -1229,6 +1288,7 @@ static const struct CMUnitTest all_tests[] = {
 	TEST(TestThreadCreateFailuresRecover),
 	TEST(TestShutdownWithQueuedTasks),
 	TEST(TestRequestFloodWhileOutOfThreads),
+	TEST(TestStalledPeerHoldsOneHeartbeat),
 	TEST(TestConnectRefusedThenRetried),
 	TEST(TestAcceptOutOfDescriptors),
 };
