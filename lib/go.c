@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -51,6 +52,7 @@ TAILQ_HEAD(task_list, task);
 struct worker {
 	TAILQ_ENTRY(worker) link; /* pool.idle while parked; pool.retiring */
 	pthread_t tid;
+	pid_t os_tid; /* gettid(), for the leak check */
 	pthread_cond_t wake;
 	struct task *task; /* handed over by go(); NULL while parked */
 	bool retire;
@@ -80,6 +82,7 @@ static struct pool {
 	long waited;	  /* tasks queued since the queue was last empty */
 	/* The keeper. */
 	pthread_t keeper;
+	pid_t keeper_os_tid;
 	bool keeper_running;
 	bool keeper_retire;
 	pthread_cond_t keeper_wake;
@@ -260,6 +263,7 @@ static void *worker_main(void *arg)
 	struct task *t;
 
 	pthread_mutex_lock(&pool.mu);
+	w->os_tid = gettid();
 	t = w->task;
 	w->task = NULL;
 	while (t) {
@@ -352,6 +356,7 @@ static void *keeper_main(void *arg)
 	(void)arg;
 	pthread_setname_np(pthread_self(), "go-keeper");
 	pthread_mutex_lock(&pool.mu);
+	pool.keeper_os_tid = gettid();
 	while (!pool.keeper_retire) {
 		struct timespec retry = timespec_add_ms(mono_now(), KEEPER_RETRY_MS);
 
@@ -451,6 +456,20 @@ void go(struct go_group *g, void (*fn)(void *), void *arg, const char *name_fmt,
 	pool.tasks_live++;
 	schedule(t);
 	pthread_mutex_unlock(&pool.mu);
+}
+
+bool go_pool_is_parked(pid_t tid)
+{
+	struct worker *w;
+	bool parked = false;
+
+	pthread_mutex_lock(&pool.mu);
+	TAILQ_FOREACH (w, &pool.idle, link)
+		parked = parked || w->os_tid == tid;
+	/* The keeper is the pool's own, like a parked worker. */
+	parked = parked || (pool.keeper_running && pool.keeper_os_tid == tid);
+	pthread_mutex_unlock(&pool.mu);
+	return parked;
 }
 
 /* ---- retiring -------------------------------------------------------------- */

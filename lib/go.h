@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct go_group;
 
@@ -48,6 +49,12 @@ long go_tasks_live(void);
 long go_threads_created(void);
 /* Worker threads now alive (running a task or parked). */
 long go_threads_live(void);
+
+/*
+ * true if tid is a parked worker or the pool's keeper: threads of the
+ * runtime, not of any task (Go's leak check counts goroutines, not Ms).
+ */
+bool go_pool_is_parked(pid_t tid);
 
 /*
  * Ends every parked worker and joins it, so that the process has no pool

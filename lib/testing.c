@@ -208,7 +208,7 @@ static int name_new_tasks(const struct task_set *before, const struct task_set *
 		char path[64], name[32] = "?";
 		FILE *f;
 
-		if (task_set_has(before, now->tids[i]))
+		if (task_set_has(before, now->tids[i]) || go_pool_is_parked(now->tids[i]))
 			continue;
 		leaked++;
 		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)now->tids[i]);
@@ -228,7 +228,6 @@ bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why
 {
 	struct timespec start = mono_now();
 
-	go_pool_retire_idle();
 	for (;;) {
 		struct task_set now;
 		int leaked;
@@ -246,8 +245,6 @@ bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why
 		if (elapsed_ms(start) >= timeout_ms)
 			return false;
 		sleep_ms(1);
-		/* A task that ended meanwhile parked its worker: retire it too. */
-		go_pool_retire_idle();
 	}
 }
 
