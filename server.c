@@ -261,7 +261,7 @@ int server_connect_to_peer(struct server *s, int peer_id, const struct sockaddr_
 	pthread_mutex_unlock(&s->mu);
 	if (rc)
 		return rc > 0 ? 0 : rc;
-	rc = rpc_dial(s->server_id, peer_id, addr, &cm_service, s->tasks, &c);
+	rc = rpc_dial(s->server_id, peer_id, addr, &cm_service, &c);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&s->mu);

@@ -10,11 +10,15 @@
  *   "h-<m>"     serves one request, as net/rpc does on its own goroutine:
  *               the service's serve function (the part's RPC proxy and CM
  *               call), then the reply.
- *   "reply<P"   a client's reader: reads replies from peer P and wakes the
- *               one caller whose reply came.
+ * A client has no task of its own: its callers take turns reading the
+ * connection (one at a time, the "reader"), each until its own reply has
+ * come, handing every other reply to the caller waiting for it and the
+ * reader's turn to another waiting caller when it leaves. A call thus
+ * costs the two wake-ups of a bare ping-pong, not four.
  * Locking:
  *   srv->mu     the listener, the connection list, closed, handlers.
- *   c->mu       a client's pending calls and its closed flag.
+ *   c->mu       a client's pending calls, its closed and reading flags;
+ *               the frame reader belongs to whoever has set reading.
  *   write_mu    (one per connection and per client) keeps frames whole.
  * Order: srv->mu and c->mu are never held together; write_mu is innermost.
  * No lock is held across serve, a wait for a reply or a blocking read.
@@ -729,9 +733,11 @@ struct rpc_client {
 	pthread_mutex_t write_mu;
 	uint64_t next_seq;
 	bool closed;
-	int refs; /* guarded by mu: the dialer's, the reply reader's, callers' */
+	bool reading; /* a caller is reading replies; only it uses r */
+	int refs;     /* guarded by mu: the dialer's and callers' */
 	TAILQ_HEAD(, pending_call) pending;
 	atomic_int read_deadline_ms;
+	struct frame_reader r;
 };
 
 void rpc_client_ref(struct rpc_client *c)
@@ -751,6 +757,7 @@ void rpc_client_unref(struct rpc_client *c)
 	if (!last)
 		return;
 	close(c->fd);
+	frame_reader_free(&c->r);
 	pthread_mutex_destroy(&c->write_mu);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -767,8 +774,11 @@ static void client_close_locked(struct rpc_client *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	/* Wakes the reader, if any: its recv(2) returns. */
 	shutdown(c->fd, SHUT_RDWR);
 	TAILQ_FOREACH (p, &c->pending, link) {
+		if (p->done)
+			continue;
 		p->done = true;
 		p->err = -ECONNRESET;
 		pthread_cond_signal(&p->cond);
@@ -807,29 +817,61 @@ static int deliver_reply(struct rpc_client *c, const struct rpc_header *h, const
 	return 0; /* its caller gave up (the client closed): nothing to do */
 }
 
-/* The client's reply reader, Go's rpc.Client.input. */
-static void read_replies(void *arg)
+/*
+ * Reads one frame and hands it to its caller, as Go's rpc.Client.input
+ * does in a loop. Expects c->mu held and c->reading set by the caller;
+ * drops the lock while it reads.
+ */
+static void read_one_reply(struct rpc_client *c)
 {
-	struct rpc_client *c = arg;
-	struct frame_reader r;
 	const uint8_t *payload;
 	struct rpc_header h;
 	char why[128];
-	int rc = frame_reader_init(&r, c->fd, c->svc, &c->read_deadline_ms);
+	int rc;
 
-	snprintf(why, sizeof(why), "%s", strerror(ENOMEM));
-	while (rc == 0 && (rc = next_frame(&r, &h, &payload, why, sizeof(why))) == 0) {
-		pthread_mutex_lock(&c->mu);
-		rc = deliver_reply(c, &h, payload, why, sizeof(why));
-		pthread_mutex_unlock(&c->mu);
-	}
-	frame_reader_free(&r);
+	pthread_mutex_unlock(&c->mu);
+	rc = next_frame(&c->r, &h, &payload, why, sizeof(why));
 	pthread_mutex_lock(&c->mu);
+	if (!rc)
+		rc = deliver_reply(c, &h, payload, why, sizeof(why));
+	if (!rc)
+		return;
 	if (!c->closed && rc != -ECONNRESET)
 		log_printf("[%d] closing connection to %d: %s", c->id, c->peer_id, why);
 	client_close_locked(c);
-	pthread_mutex_unlock(&c->mu);
-	rpc_client_unref(c);
+}
+
+/* Hands the reader's turn to a caller still waiting. Expects c->mu held. */
+static void pass_reading(struct rpc_client *c)
+{
+	struct pending_call *p;
+
+	TAILQ_FOREACH (p, &c->pending, link) {
+		if (!p->done) {
+			pthread_cond_signal(&p->cond);
+			return;
+		}
+	}
+}
+
+/*
+ * Waits for p's reply, reading the connection itself whenever no other
+ * caller is. Expects c->mu held.
+ */
+static void await_reply(struct rpc_client *c, struct pending_call *p)
+{
+	while (!p->done) {
+		if (c->reading || c->closed) {
+			pthread_cond_wait(&p->cond, &c->mu);
+			continue;
+		}
+		c->reading = true;
+		while (!p->done)
+			read_one_reply(c);
+		c->reading = false;
+	}
+	if (!c->reading)
+		pass_reading(c);
 }
 
 static int dial(int id, const struct sockaddr_in *addr)
@@ -854,7 +896,7 @@ static int dial(int id, const struct sockaddr_in *addr)
 }
 
 int rpc_dial(int id, int peer_id, const struct sockaddr_in *addr, const struct rpc_service *svc,
-	     struct go_group *g, struct rpc_client **out)
+	     struct rpc_client **out)
 {
 	struct rpc_client *c;
 	int fd = dial(id, addr);
@@ -872,12 +914,17 @@ int rpc_dial(int id, int peer_id, const struct sockaddr_in *addr, const struct r
 	c->fd = fd;
 	c->svc = svc;
 	c->next_seq = 1;
-	c->refs = 2; /* the dialer's and the reply reader's */
+	c->refs = 1; /* the dialer's */
 	TAILQ_INIT(&c->pending);
 	atomic_init(&c->read_deadline_ms, READ_DEADLINE_MS);
+	if (frame_reader_init(&c->r, fd, svc, &c->read_deadline_ms) < 0) {
+		log_printf("[%d] connect to %d: %s", id, peer_id, strerror(ENOMEM));
+		close(fd);
+		free(c);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->write_mu, NULL);
-	go(g, read_replies, c, "reply<%d", peer_id);
 	*out = c;
 	return 0;
 }
@@ -907,8 +954,7 @@ int rpc_call(struct rpc_client *c, int method, const void *args, void *reply)
 	pthread_mutex_lock(&c->mu);
 	if (rc)
 		client_close_locked(c);
-	while (!p.done)
-		pthread_cond_wait(&p.cond, &c->mu);
+	await_reply(c, &p);
 	TAILQ_REMOVE(&c->pending, &p, link);
 	pthread_mutex_unlock(&c->mu);
 	pthread_cond_destroy(&p.cond);

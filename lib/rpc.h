@@ -121,11 +121,11 @@ void rpc_server_free(struct rpc_server *srv);
 struct rpc_client;
 
 /*
- * Go's rpc.Dial: connects to addr and starts the reply reader (a task of g
- * named "reply<peer"). *out holds one reference. 0 or -errno, logged.
+ * Go's rpc.Dial: connects to addr. *out holds one reference. 0 or -errno,
+ * logged. The client has no task of its own: callers read their replies.
  */
 int rpc_dial(int id, int peer_id, const struct sockaddr_in *addr, const struct rpc_service *svc,
-	     struct go_group *g, struct rpc_client **out);
+	     struct rpc_client **out);
 /*
  * Go's client.Call: sends args, blocks until the reply (0, *reply filled) or
  * a failure: -ECONNRESET (closed, before or during the call), -EIO (the

@@ -31,7 +31,7 @@ $(BENCH_DIR)/%.o: %.c $(CORE_HDRS) | deps
 tools/raft-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,$(CORE_SRCS) tools/raft-bench.c)
 	$(CC) $^ $(LDLIBS_BASE) -o $@
 
-bench: tools/raft-bench
+bench: tools/raft-bench build-tsan/raft_test
 	@echo "bench: $$(nproc) cores, load $$(cut -d' ' -f1-3 /proc/loadavg); server log in $(BENCH_LOG)"
 	@BENCH_OUT='$(BENCH_OUT)' ./tools/raft-bench $(BENCH_ARGS) 2> '$(BENCH_LOG)' || \
 		{ echo "bench: raft-bench failed; last lines of $(BENCH_LOG):" >&2; \
