@@ -218,6 +218,9 @@ static int count_threads_named(const char *name)
 
 		if (e->d_name[0] == '.')
 			continue;
+		/* A parked worker bears its last task's name; it runs no task. */
+		if (go_pool_is_parked((pid_t)strtol(e->d_name, NULL, 10)))
+			continue;
 		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
 		f = fopen(path, "r");
 		if (!f)

@@ -52,7 +52,8 @@ TAILQ_HEAD(task_list, task);
 struct worker {
 	TAILQ_ENTRY(worker) link; /* pool.idle while parked; pool.retiring */
 	pthread_t tid;
-	pid_t os_tid; /* gettid(), for the leak check */
+	pid_t os_tid;		 /* gettid(), for the leak check */
+	char name[GO_NAME_SIZE]; /* the thread's name now: its last task's */
 	pthread_cond_t wake;
 	struct task *task; /* handed over by go(); NULL while parked */
 	bool retire;
@@ -257,6 +258,19 @@ static struct task *next_task(struct worker *w)
 	return t;
 }
 
+/*
+ * Names the worker after its task, as gdb and /proc show it. A parked
+ * worker keeps its last task's name (renaming it costs a system call per
+ * task); go_pool_is_parked tells the leak check it is the runtime's.
+ */
+static void name_worker(struct worker *w, const char *name)
+{
+	if (strcmp(w->name, name) == 0)
+		return;
+	strlcpy(w->name, name, sizeof(w->name));
+	pthread_setname_np(pthread_self(), name);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -268,10 +282,8 @@ static void *worker_main(void *arg)
 	w->task = NULL;
 	while (t) {
 		pthread_mutex_unlock(&pool.mu);
-		pthread_setname_np(pthread_self(), t->name);
+		name_worker(w, t->name);
 		t->fn(t->arg);
-		/* A worker between tasks bears no task's name: leak reports tell true. */
-		pthread_setname_np(pthread_self(), "go-idle");
 		pthread_mutex_lock(&pool.mu);
 		task_done(t);
 		t = next_task(w);
