@@ -148,32 +148,6 @@ static harness_t *alloc_harness(int n)
 	return h;
 }
 
-/*
- * Go: NewHarness. If a server cannot start or connect, the servers started
- * so far are shut down before the test fails: none outlives its test.
- */
-harness_t *harness_new(int n)
-{
-	harness_t *h;
-	int started = 0;
-
-	assert_true(n > 0 && n <= 64);
-	h = alloc_harness(n);
-	assert_non_null(h);
-	while (started < n && (h->cluster[started] = new_server(h, started)))
-		started++;
-	if (started < n) {
-		harness_shutdown(h);
-		fail_msg("cannot start server %d", started);
-	}
-	if (connect_all(h) < 0) {
-		harness_shutdown(h);
-		fail_msg("cannot connect the servers");
-	}
-	chan_close(h->ready);
-	return h;
-}
-
 static void free_harness(harness_t *h, const bool *leaked)
 {
 	for (int i = 0; i < h->n; i++)
@@ -184,6 +158,74 @@ static void free_harness(harness_t *h, const bool *leaked)
 	free(h->cluster);
 	free(h->connected);
 	free(h);
+}
+
+/*
+ * Disconnects and shuts down every server. A server whose tasks outlive
+ * the shutdown's deadline is marked in leaked (it stays allocated, as they
+ * still use it) and the first one is described in why.
+ */
+static void stop_servers(harness_t *h, bool *leaked, char *why, size_t whylen)
+{
+	for (int i = 0; i < h->n; i++) {
+		if (h->cluster[i])
+			server_disconnect_all(h->cluster[i]);
+		h->connected[i] = false;
+	}
+	for (int i = 0; i < h->n; i++) {
+		char tasks[256];
+
+		if (!h->cluster[i] || server_shutdown(h->cluster[i], tasks, sizeof(tasks)) == 0)
+			continue;
+		leaked[i] = true;
+		if (!why[0])
+			snprintf(why, whylen, "server %d: %s", i, tasks);
+	}
+}
+
+/* Shuts down and frees a harness that failed to start: no server outlives it. */
+static void abandon(harness_t *h)
+{
+	char why[512] = "";
+	bool leaked[64] = { false };
+
+	stop_servers(h, leaked, why, sizeof(why));
+	if (why[0])
+		log_printf("[TEST] %s", why);
+	free_harness(h, leaked);
+}
+
+harness_t *harness_try_new(int n, char *why, size_t whylen)
+{
+	harness_t *h;
+	int started = 0;
+
+	snprintf(why, whylen, "%s", strerror(ENOMEM));
+	if (n <= 0 || n > 64 || !(h = alloc_harness(n)))
+		return NULL;
+	while (started < n && (h->cluster[started] = new_server(h, started)))
+		started++;
+	if (started < n || connect_all(h) < 0) {
+		if (started < n)
+			snprintf(why, whylen, "cannot start server %d", started);
+		else
+			snprintf(why, whylen, "cannot connect the servers");
+		abandon(h);
+		return NULL;
+	}
+	chan_close(h->ready);
+	return h;
+}
+
+/* Go: NewHarness. */
+harness_t *harness_new(int n)
+{
+	char why[128];
+	harness_t *h = harness_try_new(n, why, sizeof(why));
+
+	if (!h)
+		fail_msg("%s", why);
+	return h;
 }
 
 /*
@@ -200,20 +242,7 @@ void harness_shutdown(harness_t *h)
 
 	if (!h)
 		return;
-	for (int i = 0; i < h->n; i++) {
-		if (h->cluster[i])
-			server_disconnect_all(h->cluster[i]);
-		h->connected[i] = false;
-	}
-	for (int i = 0; i < h->n; i++) {
-		char why[256];
-
-		if (!h->cluster[i] || server_shutdown(h->cluster[i], why, sizeof(why)) == 0)
-			continue;
-		leaked[i] = true;
-		if (!tasks[0])
-			snprintf(tasks, sizeof(tasks), "server %d: %s", i, why);
-	}
+	stop_servers(h, leaked, tasks, sizeof(tasks));
 	safety_violation(h->safety, safety, sizeof(safety));
 	free_harness(h, leaked);
 	if (safety[0])

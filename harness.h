@@ -31,6 +31,13 @@ void tlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- more helpers ---- */
 
+/*
+ * harness_new without failing the test: NULL, with the reason in why, if a
+ * server cannot start or connect; the servers started so far have then
+ * been shut down.
+ */
+harness_t *harness_try_new(int n, char *why, size_t whylen);
+
 struct server *harness_server(harness_t *h, int id);
 struct cm *harness_cm(harness_t *h, int id);
 /* Fails the running test if the safety monitor has seen a violation. */

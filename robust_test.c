@@ -927,8 +927,10 @@ static void TestStalledPeerHoldsOneHeartbeat(void **state)
 	leader = harness_check_single_leader(h, NULL);
 	peer = (leader + 1) % 3;
 	fd = silent_listener(&addr);
-	if (fd < 0)
+	if (fd < 0) {
 		fail_msg("listen: %s", strerror(-fd));
+		return; /* fail_msg does not return; cppcheck does not know */
+	}
 	/* The peer is cut off; the leader keeps the third server, a majority. */
 	harness_disconnect_peer(h, peer);
 	assert_int_equal(server_connect_to_peer(harness_server(h, leader), peer, &addr), 0);
@@ -1050,6 +1052,43 @@ static void restore_fds(const struct rlimit *saved, int *fillers, int n)
 		log_printf("[TEST] setrlimit: %s", strerror(errno));
 	for (int i = 0; i < n; i++)
 		close(fillers[i]);
+}
+
+/*
+ * A harness that cannot start all its servers (out of descriptors after
+ * the second listener) shuts down the ones it started: no thread of theirs
+ * outlives the failure.
+ */
+static void TestHarnessNewFailureLeavesNothing(void **state)
+{
+	struct test_ctx *ctx = *state;
+	int fillers[1024], n;
+	struct rlimit saved;
+	harness_t *h;
+	char why[128];
+
+	n = exhaust_fds(&saved, fillers, 1024);
+	if (n < 2) {
+		if (n >= 0)
+			restore_fds(&saved, fillers, n);
+		ctx->h = NULL;
+		fail_msg("cannot use up descriptors");
+		return;
+	}
+	/* Three descriptors back: server 0 starts (a listener), a later one cannot. */
+	for (int i = 0; i < 3; i++)
+		close(fillers[--n]);
+	h = harness_try_new(3, why, sizeof(why));
+	restore_fds(&saved, fillers, n);
+	if (h) {
+		ctx->h = h;
+		fail_msg("harness_try_new succeeded with three descriptors");
+	}
+	tlog("harness_try_new: %s", why);
+	assert_true(strcmp(why, "cannot start server 1") == 0 ||
+		    strcmp(why, "cannot start server 2") == 0);
+	assert_int_equal(go_tasks_live(), 0);
+	/* teardown's leak check: no thread of servers 0 and 1 is left */
 }
 
 /* Exit codes of the child: the step that failed. */
@@ -1292,6 +1331,7 @@ static const struct CMUnitTest all_tests[] = {
 	TEST(TestShutdownWithQueuedTasks),
 	TEST(TestRequestFloodWhileOutOfThreads),
 	TEST(TestStalledPeerHoldsOneHeartbeat),
+	TEST(TestHarnessNewFailureLeavesNothing),
 	TEST(TestConnectRefusedThenRetried),
 	TEST(TestAcceptOutOfDescriptors),
 };

@@ -345,10 +345,10 @@ void server_set_frame_read_deadline(struct server *s, int ms)
 /* ---- the codecs of the two methods (Go's gob) ------------------------------- */
 
 /* Payload sizes: int fields are 8 bytes, bools 1. */
-#define RV_ARGS_SIZE  (4 * 8)
-#define RV_REPLY_SIZE (8 + 1)
-#define AE_ARGS_SIZE  (6 * 8) /* five ints and the number of entries */
-#define AE_REPLY_SIZE (8 + 1)
+#define RV_ARGS_SIZE  32u /* four ints */
+#define RV_REPLY_SIZE 9u
+#define AE_ARGS_SIZE  48u /* five ints and the number of entries */
+#define AE_REPLY_SIZE 9u
 
 static uint8_t *put_int(uint8_t *p, int v)
 {

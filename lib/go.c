@@ -36,7 +36,7 @@
  * The deepest frame of any task is a log line (4 KiB under vsnprintf);
  * glibc's default of 8 MiB per thread would only cost address space.
  */
-#define WORKER_STACK_SIZE (256 * 1024)
+#define WORKER_STACK_SIZE ((size_t)256 * 1024)
 #define KEEPER_RETRY_MS	  10
 
 struct task {

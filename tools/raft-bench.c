@@ -810,12 +810,20 @@ struct pingpong {
 	pthread_t answerer;
 };
 
+static void close_fds(struct pingpong *pp)
+{
+	for (int i = 0; i < 2; i++)
+		if (pp->fd[i] >= 0)
+			close(pp->fd[i]);
+}
+
 static int pingpong_start(struct pingpong *pp)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET };
 	socklen_t len = sizeof(addr);
-	int one = 1, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, rc, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
+	pp->fd[0] = pp->fd[1] = -1;
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	pp->fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || pp->fd[0] < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
@@ -823,21 +831,32 @@ static int pingpong_start(struct pingpong *pp)
 	    connect(pp->fd[0], (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
 	    (pp->fd[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
 		fprintf(stderr, PROG ": ping-pong sockets: %s\n", strerror(errno));
-		return -EIO;
+		rc = -EIO;
+		goto out_close;
 	}
-	close(lfd);
-	for (int i = 0; i < 2; i++)
-		if (setsockopt(pp->fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-			return -errno;
-	return -pthread_create(&pp->answerer, NULL, pong, &pp->fd[1]);
+	for (int i = 0; i < 2; i++) {
+		if (setsockopt(pp->fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+			rc = -errno;
+			goto out_close;
+		}
+	}
+	rc = -pthread_create(&pp->answerer, NULL, pong, &pp->fd[1]);
+	if (!rc) {
+		close(lfd);
+		return 0;
+	}
+out_close:
+	if (lfd >= 0)
+		close(lfd);
+	close_fds(pp);
+	return rc;
 }
 
 static void pingpong_stop(struct pingpong *pp)
 {
 	shutdown(pp->fd[0], SHUT_RDWR);
 	pthread_join(pp->answerer, NULL);
-	close(pp->fd[0]);
-	close(pp->fd[1]);
+	close_fds(pp);
 }
 
 static int ping(struct pingpong *pp)
@@ -887,7 +906,7 @@ static int bench_rpc(struct bench *b)
 {
 	struct samples floor = { 0 }, rpc = { 0 };
 	struct rpc_pair p = { 0 };
-	struct pingpong pp;
+	struct pingpong pp = { .fd = { -1, -1 } };
 	int rc = rpc_pair_start(&p);
 
 	if (rc)
@@ -967,7 +986,7 @@ static int bench_tsan8(struct bench *b)
 	int rc = 0;
 
 	for (int i = 0; i < TSAN_RUNS && rc == 0; i++) {
-		double w, c;
+		double w = 0, c = 0;
 
 		rc = run_tsan8(&w, &c);
 		if (!rc)
