@@ -192,6 +192,9 @@ static int write_frame(int fd, pthread_mutex_t *write_mu, struct rpc_header *h,
 
 	if (h->status == RPC_FAILED)
 		max = 0;
+	else if (h->kind == RPC_REQUEST && m->args_len)
+		max = (uint32_t)m->args_len(body);
+	assert(max <= (h->kind == RPC_REQUEST ? m->args_max : m->reply_max));
 	if (RPC_HEADER_SIZE + (size_t)max > sizeof(small) &&
 	    !(buf = malloc(RPC_HEADER_SIZE + (size_t)max)))
 		return -ENOMEM;
@@ -523,8 +526,7 @@ static int dispatch(struct conn *conn, const struct rpc_header *h, const uint8_t
 	req->conn = conn;
 	req->h = *h;
 	if (m->decode_args(payload, h->len, req->args) < 0) {
-		free(req->args);
-		free(req);
+		request_free(req);
 		return bad_frame(why, whylen, "field out of range in %s request", m->name);
 	}
 	if (atomic_load(&srv->serve_inline)) {

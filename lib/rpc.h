@@ -55,8 +55,18 @@ struct rpc_method_def {
 	int (*decode_args)(const uint8_t *p, uint32_t len, void *args);
 	size_t (*encode_reply)(const void *reply, uint8_t *buf);
 	int (*decode_reply)(const uint8_t *p, uint32_t len, void *reply);
-	/* What decode_args allocated, if anything (NULL: nothing). */
+	/*
+	 * What decode_args allocated, if anything (NULL: nothing). Called on
+	 * every decoded request, and on one whose decoding failed: a decoder
+	 * leaves args freeable (zeroed or complete) at every exit.
+	 */
 	void (*free_args)(void *args);
+	/*
+	 * The encoded length of these args (NULL: args_max). For a method whose
+	 * largest frame is large, so that a small one is not encoded into a
+	 * buffer of the largest.
+	 */
+	size_t (*args_len)(const void *args);
 };
 
 /* Go's RegisterName: a named service; method n is methods[n - 1]. */
