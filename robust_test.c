@@ -1055,8 +1055,8 @@ static void restore_fds(const struct rlimit *saved, int *fillers, int n)
 }
 
 /*
- * A harness that cannot start all its servers (out of descriptors after
- * the second listener) shuts down the ones it started: no thread of theirs
+ * A harness that cannot start all its servers or connect them (out of
+ * descriptors half-way) shuts down the ones it started: no thread of theirs
  * outlives the failure.
  */
 static void TestHarnessNewFailureLeavesNothing(void **state)
@@ -1085,8 +1085,11 @@ static void TestHarnessNewFailureLeavesNothing(void **state)
 		fail_msg("harness_try_new succeeded with three descriptors");
 	}
 	tlog("harness_try_new: %s", why);
-	assert_true(strcmp(why, "cannot start server 1") == 0 ||
-		    strcmp(why, "cannot start server 2") == 0);
+	/*
+	 * Which step runs out depends on the descriptors the runtime holds at
+	 * the moment; any but the first server's start leaves servers to stop.
+	 */
+	assert_string_not_equal(why, "cannot start server 0");
 	assert_int_equal(go_tasks_live(), 0);
 	/* teardown's leak check: no thread of servers 0 and 1 is left */
 }
