@@ -307,16 +307,24 @@ static void settle_runtime_threads(void)
 		pthread_join(t, NULL);
 }
 
-static int parse_flags(const char *prog, int argc, char **argv, const char **pattern, int *count)
+struct flags {
+	const char *pattern; /* -run */
+	int count;	     /* -count */
+	bool list;	     /* -list: the pattern is -list's */
+};
+
+static int parse_flags(const char *prog, int argc, char **argv, struct flags *f)
 {
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-run") == 0 && i + 1 < argc) {
-			*pattern = argv[++i];
+		if ((strcmp(argv[i], "-run") == 0 || strcmp(argv[i], "-list") == 0) &&
+		    i + 1 < argc) {
+			f->list = f->list || strcmp(argv[i], "-list") == 0;
+			f->pattern = argv[++i];
 		} else if (strcmp(argv[i], "-count") == 0 && i + 1 < argc) {
-			if (parse_count(prog, argv[++i], count) < 0)
+			if (parse_count(prog, argv[++i], &f->count) < 0)
 				return -EINVAL;
 		} else {
-			fprintf(stderr, "usage: %s [-run REGEX] [-count N]\n", prog);
+			fprintf(stderr, "usage: %s [-run REGEX] [-count N] | -list REGEX\n", prog);
 			return -EINVAL;
 		}
 	}
@@ -327,18 +335,25 @@ int go_test_main(const char *prog, const struct CMUnitTest *tests, size_t ntests
 		 char **argv)
 {
 	struct CMUnitTest *sel = calloc(ntests ? ntests : 1, sizeof(*sel));
-	const char *pattern = NULL;
-	int count = 1, failed = 0;
+	struct flags f = { .count = 1 };
+	int failed = 0;
 	size_t n;
 
 	if (!sel) {
 		fprintf(stderr, "%s: %s\n", prog, strerror(ENOMEM));
 		return 2;
 	}
-	if (parse_flags(prog, argc, argv, &pattern, &count) < 0 ||
-	    select_tests(prog, pattern, tests, ntests, sel, &n) < 0) {
+	if (parse_flags(prog, argc, argv, &f) < 0 ||
+	    select_tests(prog, f.pattern, tests, ntests, sel, &n) < 0) {
 		free(sel);
 		return 2;
+	}
+	/* go test -list: the names, one per line, and nothing run. */
+	for (size_t i = 0; f.list && i < n; i++)
+		printf("%s\n", sel[i].name);
+	if (f.list) {
+		free(sel);
+		return 0;
 	}
 	/* Unbuffered, so test names and log lines keep their order in `2>&1 | tee`. */
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -346,7 +361,7 @@ int go_test_main(const char *prog, const struct CMUnitTest *tests, size_t ntests
 		printf("testing: warning: no tests to run\n");
 	else
 		settle_runtime_threads();
-	for (int i = 0; n > 0 && i < count; i++)
+	for (int i = 0; n > 0 && i < f.count; i++)
 		failed += _cmocka_run_group_tests(prog, sel, n, NULL, NULL);
 	free(sel);
 	go_pool_retire_idle();
