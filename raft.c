@@ -18,9 +18,9 @@
  * state, so a stopped CM's tasks end within milliseconds. No lock is held
  * across an RPC (server_call).
  *
- * Election safety fixes over part1 of the Go original (upstream fixed these
- * in part2/part3, eliben/raft issues #14 and #25, PR #27) are marked
- * "SAFETY:" below.
+ * Election safety fixes over part1 of the Go original are marked "SAFETY:"
+ * below; each says whether and where upstream fixed it (part2: issue #14;
+ * part3: PR #27) or that no part of the Go code has it.
  */
 #include "raft.h"
 
@@ -448,7 +448,8 @@ void handle_request_vote_reply(struct cm *cm, int sent_term, const struct reques
 	/*
 	 * SAFETY: compare with the CM's current term, read under the lock, not
 	 * with Go part1's savedCurrentTerm (the term the request was sent for):
-	 * a reply can never lower the term. Upstream fixed this in part2.
+	 * a reply can never lower the term. Upstream fixed this in part3 only
+	 * (PR #27); part2 still compares with savedCurrentTerm.
 	 */
 	if (reply->term > cm->current_term) {
 		dlog(cm, "term out of date in RequestVoteReply");
@@ -459,10 +460,11 @@ void handle_request_vote_reply(struct cm *cm, int sent_term, const struct reques
 	/*
 	 * SAFETY: count a vote only while still a candidate in the term the
 	 * request was sent for; a vote from an earlier election of ours is
-	 * stale. Go part1 compares reply.Term with savedCurrentTerm only; the
-	 * sent_term clause also refuses a vote granted "in" a term that is not
-	 * the one asked for, which only a peer that breaks the protocol sends
-	 * (upstream: part3 and PR #27).
+	 * stale. Go part1 and part2 compare reply.Term with savedCurrentTerm
+	 * only (a vote of an old election counts); part3 (PR #27) with the
+	 * current term. The sent_term clause goes beyond part3: it also refuses
+	 * a vote granted "in" the current term to a request of an earlier one,
+	 * which only a peer that breaks the protocol sends.
 	 */
 	if (reply->term == cm->current_term && sent_term == cm->current_term &&
 	    reply->vote_granted) {
@@ -516,7 +518,8 @@ void become_follower(struct cm *cm, int term)
 	/*
 	 * SAFETY: forget our vote only when the term increases. A candidate or
 	 * leader that steps down in the same term has voted in it already (for
-	 * itself, or for whoever it follows) and must not vote again.
+	 * itself, or for whoever it follows) and must not vote again. Upstream:
+	 * part3, PR #27; part1 and part2 reset votedFor every time.
 	 */
 	if (term > cm->current_term) {
 		set_term(cm, term);
@@ -597,11 +600,12 @@ void handle_append_entries_reply(struct cm *cm, const struct append_entries_repl
 {
 	pthread_mutex_lock(&cm->mu);
 	/*
-	 * SAFETY: a Dead CM stays dead. Go part1 makes a stopped CM a follower
-	 * again (and starts its election timer) when a heartbeat reply with a
-	 * higher term arrives after Stop. And, as for RequestVote replies,
-	 * compare with the current term read under the lock (Go part1:
-	 * savedCurrentTerm; upstream fixed both in part2 and part3).
+	 * SAFETY: a Dead CM stays dead. Every part of the Go code makes a
+	 * stopped CM a follower again (and starts its election timer) when a
+	 * heartbeat reply with a higher term arrives after Stop. And, as for
+	 * RequestVote replies, compare with the current term read under the
+	 * lock: Go part1 compares with savedCurrentTerm; upstream fixed this
+	 * for heartbeat replies in part2 (issue #14) and part3.
 	 */
 	if (cm->state != CM_DEAD && reply->term > cm->current_term) {
 		dlog(cm, "term out of date in heartbeat reply");
