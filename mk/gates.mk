@@ -2,19 +2,21 @@
 # rule; it defines CC, STRICT, CFLAGS_BASE, LDLIBS_BASE, DEP_CFLAGS,
 # TSAN_OPTIONS_RUN, CORE_SRCS, CORE_HDRS and the deps target.
 #
-#   make asan [RUN=REGEX]          the suite under ASan + UBSan + LSan (build-asan/)
-#   make asan-robust [RUN=REGEX]   robust_test.c under the same
+#   make asan [RUN=REGEX]          every part's suite under ASan + UBSan + LSan
+#                                  (build-asan/raft_test, build-asan/part2/raft_test)
+#   make asan-robust [RUN=REGEX]   robust_test.c and part2/robust_test.c under the same
 #   make lint                      cppcheck, then clang-tidy one file per process
 #   make format-check              clang-format --dry-run --Werror
 #   make gates                     asan, lint and format-check
-#   make stress [N=5] [MODE=all]   the TSan suite N times per mode, stops at the
+#   make stress [N=5] [MODE=all] [PART=2]
+#                                  the TSan suite (part 1's, or PART's) N times per mode, stops at the
 #                                  first failure and keeps its log; MODE is
 #                                  default, unreliable, reelection or all;
 #                                  STRESS_DIR (default /tmp/raft-stress) holds the logs;
 #                                  NICE=-10 runs it under nice -n -10 (root);
 #                                  KEEP_GOING=1 counts failures instead of stopping
 
-.PHONY: asan asan-robust lint lint-deps cppcheck clang-tidy format-check gates stress
+.PHONY: asan asan-part1 asan-part2 asan-robust lint lint-deps cppcheck clang-tidy format-check gates stress
 
 # ---- AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer -----------
 
@@ -32,23 +34,47 @@ build-asan/%.o: %.c $(CORE_HDRS) | deps
 build-asan/raft_test: $(patsubst %.c,build-asan/%.o,$(CORE_SRCS) raft_test.c)
 	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
 
-asan: build-asan/raft_test
+asan: asan-part1 asan-part2
+
+asan-part1: build-asan/raft_test
 	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
 		./build-asan/raft_test $(if $(RUN),-run '$(RUN)')
+
+# Part 2 (part2/part2.mk): its own objects, with part2/'s headers.
+build-asan/part2/%.o: part2/%.c $(PART2_HDRS) $(PART2_LIB_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -c $< -o $@
+
+build-asan/part2/raft_test: $(patsubst %.c,build-asan/%.o,$(PART2_SRCS) part2/raft_test.c $(PART2_LIB_SRCS))
+	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
+
+asan-part2: build-asan/part2/raft_test
+	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
+		./build-asan/part2/raft_test $(if $(RUN),-run '$(RUN)')
 
 # robust_test (robust_test.c, mk/robust.mk) under the same sanitizers.
 build-asan/robust_test: $(patsubst %.c,build-asan/%.o,$(CORE_SRCS) robust_test.c)
 	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
 
-asan-robust: build-asan/robust_test
+build-asan/part2/robust_test: $(patsubst %.c,build-asan/%.o,$(PART2_SRCS) part2/robust_test.c $(PART2_LIB_SRCS))
+	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
+
+asan-robust: build-asan/robust_test build-asan/part2/robust_test
 	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
 		./build-asan/robust_test $(if $(RUN),-run '$(RUN)')
+	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
+		./build-asan/part2/robust_test $(if $(RUN),-run '$(RUN)')
 
 # ---- lint and format ------------------------------------------------------------
 
-# Every C file of the repository, picked up as files are added.
-LINT_SRCS = $(sort $(wildcard *.c lib/*.c tools/*.c fuzz/*.c))
-LINT_HDRS = $(sort $(wildcard *.h lib/*.h tools/*.h fuzz/*.h))
+# Every C file of the repository, picked up as files are added. Part 2's
+# files (part2/, and the fuzzer, corpus maker and bench built on them) define
+# the same structs and functions as part 1's, differently: cppcheck checks
+# each part in its own run, or it reports ctuOneDefinitionRuleViolation.
+LINT_SRCS_PART2 = $(sort $(wildcard part2/*.c fuzz/*part2*.c tools/part2-*.c))
+LINT_SRCS_PART1 = $(filter-out $(LINT_SRCS_PART2),$(sort $(wildcard *.c lib/*.c tools/*.c fuzz/*.c)))
+LINT_SRCS = $(LINT_SRCS_PART1) $(LINT_SRCS_PART2)
+LINT_HDRS = $(sort $(wildcard *.h lib/*.h part2/*.h tools/*.h fuzz/*.h))
 # The compile flags clang-tidy needs (after --); the same for every file.
 LINT_CFLAGS = $(STRICT) -pthread -I. $(DEP_CFLAGS)
 # cppcheck does not read system headers: it is given libbsd's sys/queue.h
@@ -66,7 +92,8 @@ lint-deps: | deps
 lint: cppcheck clang-tidy
 
 cppcheck: | lint-deps
-	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRCS)
+	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRCS_PART1)
+	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRCS_PART2)
 
 # One stamp per file (re-checked when the file, any header or .clang-tidy
 # changes), each its own clang-tidy process: clang-tidy 14 gives false
@@ -90,7 +117,11 @@ gates: asan lint format-check
 # N and MODE are read, never defined here: other fragments may use the names.
 STRESS_DIR ?= /tmp/raft-stress
 
-stress: build-tsan/raft_test
+# PART=2 stresses part 2's suite (build-tsan/part2/raft_test); no PART, or
+# PART=1, part 1's (build-tsan/raft_test).
+STRESS_PROG = $(if $(filter-out 1,$(or $(PART),1)),build-tsan/part$(PART)/raft_test,build-tsan/raft_test)
+
+stress: $(STRESS_PROG)
 	TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" tools/stress.sh -n '$(or $(N),5)' -m '$(or $(MODE),all)' \
 		-o '$(STRESS_DIR)' $(if $(RUN),-r '$(RUN)') $(if $(NICE),-p '$(NICE)') \
-		$(if $(KEEP_GOING),-k) build-tsan/raft_test
+		$(if $(KEEP_GOING),-k) $(STRESS_PROG)
