@@ -6,8 +6,11 @@
 #   make bench               run it: a markdown table on stdout, one JSON
 #                            line per measurement in $(BENCH_OUT)
 #   make bench BENCH_ARGS='rpc idle'   only some groups (see raft-bench -h)
+#   make tools/part2-bench   part 2's bench (commit latency and throughput,
+#                            issue 9), which `make bench` runs after raft-bench;
+#                            PART2_BENCH_ARGS='latency3' for some groups only
 #
-# Not part of `make test`: it takes about three minutes and wants a quiet
+# Not part of `make test`: it takes about three minutes (and part 2's half a minute) and wants a quiet
 # machine.
 
 BENCH_DIR := build-bench
@@ -16,10 +19,12 @@ BENCH_OUT ?= bench-results.jsonl
 # that stdout carries the table only.
 BENCH_LOG ?= $(BENCH_DIR)/raft-bench.log
 BENCH_ARGS ?=
+PART2_BENCH_ARGS ?=
+PART2_BENCH_LOG ?= $(BENCH_DIR)/part2-bench.log
 # CM debug logging is off at run time (raft-bench sets RAFT_DEBUG=0).
 BENCH_CFLAGS = $(CFLAGS_BASE) -O2
 
-ALL_BINS += tools/raft-bench
+ALL_BINS += tools/raft-bench tools/part2-bench
 
 .PHONY: bench bench-clean
 clean: bench-clean
@@ -31,11 +36,26 @@ $(BENCH_DIR)/%.o: %.c $(CORE_HDRS) | deps
 tools/raft-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,$(CORE_SRCS) tools/raft-bench.c)
 	$(CC) $^ $(LDLIBS_BASE) -o $@
 
-bench: tools/raft-bench build-tsan/raft_test
+# Part 2's objects (part2/part2.mk has PART2_*): their symbols clash with
+# part 1's, so they make a program of their own.
+$(BENCH_DIR)/part2/%.o: part2/%.c $(PART2_HDRS) $(LIB_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -c $< -o $@
+
+$(BENCH_DIR)/tools/part2-bench.o: $(PART2_HDRS)
+
+tools/part2-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,part2/raft.c part2/server.c $(LIB_SRCS) tools/part2-bench.c)
+	$(CC) $^ $(LDLIBS_BASE) -o $@
+
+bench: tools/raft-bench tools/part2-bench build-tsan/raft_test
 	@echo "bench: $$(nproc) cores, load $$(cut -d' ' -f1-3 /proc/loadavg); server log in $(BENCH_LOG)"
 	@BENCH_OUT='$(BENCH_OUT)' ./tools/raft-bench $(BENCH_ARGS) 2> '$(BENCH_LOG)' || \
 		{ echo "bench: raft-bench failed; last lines of $(BENCH_LOG):" >&2; \
 		  tail -n 20 '$(BENCH_LOG)' >&2; exit 1; }
+	@echo
+	@BENCH_OUT='$(BENCH_OUT)' ./tools/part2-bench $(PART2_BENCH_ARGS) 2> '$(PART2_BENCH_LOG)' || \
+		{ echo "bench: part2-bench failed; last lines of $(PART2_BENCH_LOG):" >&2; \
+		  tail -n 20 '$(PART2_BENCH_LOG)' >&2; exit 1; }
 
 bench-clean:
 	rm -rf $(BENCH_DIR)

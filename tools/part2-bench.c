@@ -1,0 +1,654 @@
+/*
+ * part2-bench: measures part 2 (commands and log replication) the way the
+ * Go original (eliben/raft part2) was measured on the same machine (issue 9):
+ *   - commit latency: Submit to the leader until the leader's own delivery
+ *     of that entry on its commit channel, one command at a time (the next
+ *     is submitted once the last is delivered), so that each waits for the
+ *     next 50 ms heartbeat, as in Go;
+ *   - throughput: 5,000 commands submitted to the leader at once, commits
+ *     per second until every server has delivered all of them.
+ * Both for 3 and 5 servers, with the CM's log off (RAFT_DEBUG=0) and the
+ * RPC proxy's 1-5 ms delay on, as Go's figures were taken.
+ *
+ *   tools/part2-bench [GROUP...]   GROUP: latency3 latency5 throughput3 throughput5
+ *   BENCH_OUT=FILE (default bench-results.jsonl) gets one JSON line per
+ *   measurement, appended (`make bench` runs tools/raft-bench first, which
+ *   starts the file); stdout gets a markdown table in raft-bench's format
+ *   with the Go numbers and the targets beside ours. The servers log to
+ *   stderr (`listening at`): `make bench` sends it to a file.
+ *
+ * It links part2/'s objects, whose symbols are part 1's names: a program of
+ * its own, not a group of raft-bench.
+ *
+ * DESIGN: the main thread drives; each server's commits are read by a
+ * collector task of our own (the harness's would log every commit), which
+ * stamps each delivery with the monotonic clock under c->mu and signals
+ * c->cond once its count reaches the one awaited; the main thread waits on
+ * it with a deadline. No lock is held
+ * across a call into a server. Percentiles are nearest-rank; the median of
+ * an even count is the mean of the two middle samples.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/chan.h"
+#include "lib/clock.h"
+#include "lib/go.h"
+#include "part2/raft.h"
+#include "part2/server.h"
+
+#define PROG "part2-bench"
+
+#define MAX_SERVERS	   5
+#define LEADER_TIMEOUT_MS  5000
+#define COMMIT_TIMEOUT_MS  5000
+#define LATENCY_SAMPLES	   100
+#define THROUGHPUT_SUBMITS 5000
+#define THROUGHPUT_RUNS	   5
+#define MAX_COMMITS	   (1 + LATENCY_SAMPLES + THROUGHPUT_RUNS * THROUGHPUT_SUBMITS + 16)
+#define COLLECTOR_WAIT_MS  2000
+
+/* ---- samples and their summary (as tools/raft-bench.c) ------------------- */
+
+struct samples {
+	double *v;
+	int n;
+	int cap;
+};
+
+enum bench_stat { STAT_MIN, STAT_MEDIAN, STAT_P90, STAT_P99, STAT_MAX, NSTATS };
+
+struct summary {
+	int n;
+	double stat[NSTATS];
+};
+
+static int samples_add(struct samples *s, double x)
+{
+	if (s->n == s->cap) {
+		int cap = s->cap ? s->cap * 2 : 64;
+		double *v = reallocarray(s->v, (size_t)cap, sizeof(double));
+
+		if (!v) {
+			fprintf(stderr, PROG ": out of memory for samples\n");
+			return -ENOMEM;
+		}
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = x;
+	return 0;
+}
+
+static void samples_free(struct samples *s)
+{
+	free(s->v);
+	s->v = NULL;
+	s->n = s->cap = 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least permille/1000 of all at or below it. */
+static double rank(const double *sorted, int n, int permille)
+{
+	int idx = (permille * n + 999) / 1000 - 1;
+
+	return sorted[idx < 0 ? 0 : idx];
+}
+
+/* Sorts s in place. Expects s->n > 0. */
+static void summarize(struct samples *s, struct summary *sum)
+{
+	double *v = s->v;
+	int n = s->n;
+
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	sum->n = n;
+	sum->stat[STAT_MIN] = v[0];
+	sum->stat[STAT_MEDIAN] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	sum->stat[STAT_P90] = rank(v, n, 900);
+	sum->stat[STAT_P99] = rank(v, n, 990);
+	sum->stat[STAT_MAX] = v[n - 1];
+}
+
+/* ---- targets (issue 9) --------------------------------------------------- */
+
+/* A check is met when the statistic is at most the limit, or at least it if at_least. */
+struct check {
+	enum bench_stat stat;
+	double limit;
+	bool at_least;
+};
+
+struct target {
+	const char *name;
+	const char *go;	  /* Go part2 on this machine, CM log off */
+	const char *text; /* the target as printed */
+	int nchecks;
+	struct check checks[2];
+};
+
+/*
+ * The Go figures of issue 9: eliben/raft part2 built by go-baseline.sh,
+ * DebugCM = 0, on this machine. Latency within 5% of Go's (the same
+ * algorithm: each command waits for the next 50 ms heartbeat); throughput
+ * at least Go's.
+ */
+static const struct target targets[] = {
+	{ "commit_latency_ms_3",
+	  "p50 49.6, p99 54",
+	  "p50 <= 52.1, p99 <= 56.7 (Go + 5%)",
+	  2,
+	  { { STAT_MEDIAN, 49.6 * 1.05, false }, { STAT_P99, 54 * 1.05, false } } },
+	{ "commit_latency_ms_5",
+	  "p50 49.5, p99 63.4 (measured beside)",
+	  "p50 <= 52.1, p99 <= 56.7 (Go + 5%)",
+	  2,
+	  { { STAT_MEDIAN, 49.6 * 1.05, false }, { STAT_P99, 54 * 1.05, false } } },
+	{ "throughput_commits_per_s_3",
+	  "78000 (5,000 submits)",
+	  "median >= 78000",
+	  1,
+	  { { STAT_MEDIAN, 78000, true } } },
+	{ "throughput_commits_per_s_5",
+	  "49900 (measured beside; 3 servers: 50400)",
+	  "median >= 78000",
+	  1,
+	  { { STAT_MEDIAN, 78000, true } } },
+};
+
+static const struct target *find_target(const char *name)
+{
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+		if (strcmp(targets[i].name, name) == 0)
+			return &targets[i];
+	return NULL;
+}
+
+/* ---- output: JSON lines and the table ------------------------------------ */
+
+struct bench {
+	FILE *json;
+	const char *json_path;
+	int met;
+	int missed;
+};
+
+static void print_table_header(void)
+{
+	printf("| name | unit | n | min | median | p90 | p99 | max | Go part2 | target | |\n");
+	printf("|---|---|--:|--:|--:|--:|--:|--:|---|---|---|\n");
+	fflush(stdout);
+}
+
+static bool check_met(const struct check *c, const double *stat)
+{
+	return c->at_least ? stat[c->stat] >= c->limit : stat[c->stat] <= c->limit;
+}
+
+static const char *verdict(struct bench *b, const struct target *t, const double *stat)
+{
+	bool met = true;
+
+	if (!t || t->nchecks == 0)
+		return "";
+	for (int i = 0; i < t->nchecks; i++)
+		met = met && check_met(&t->checks[i], stat);
+	if (met)
+		b->met++;
+	else
+		b->missed++;
+	return met ? "met" : "**missed**";
+}
+
+static void print_row(struct bench *b, const char *name, const char *unit,
+		      const struct summary *sum)
+{
+	const struct target *t = find_target(name);
+	const double *v = sum->stat;
+	int p = strcmp(unit, "commits/s") == 0 ? 0 : 1;
+
+	printf("| %s | %s | %d | %.*f | %.*f | %.*f | %.*f | %.*f | %s | %s | %s |\n", name, unit,
+	       sum->n, p, v[STAT_MIN], p, v[STAT_MEDIAN], p, v[STAT_P90], p, v[STAT_P99], p,
+	       v[STAT_MAX], t ? t->go : "", t ? t->text : "", verdict(b, t, v));
+	fflush(stdout);
+}
+
+/* One JSON line, as tools/raft-bench.c writes them. */
+static int write_json(struct bench *b, const char *name, const char *unit,
+		      const struct summary *sum)
+{
+	const double *v = sum->stat;
+
+	fprintf(b->json,
+		"{\"name\": \"%s\", \"unit\": \"%s\", \"n\": %d, \"min\": %.6g, "
+		"\"median\": %.6g, \"p90\": %.6g, \"p99\": %.6g, \"max\": %.6g}\n",
+		name, unit, sum->n, v[STAT_MIN], v[STAT_MEDIAN], v[STAT_P90], v[STAT_P99],
+		v[STAT_MAX]);
+	if (fflush(b->json) != 0 || ferror(b->json)) {
+		fprintf(stderr, PROG ": writing %s: %s\n", b->json_path, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Summarizes s, prints the row and writes the JSON line; frees s. */
+static int report(struct bench *b, const char *name, const char *unit, struct samples *s)
+{
+	struct summary sum;
+	int rc;
+
+	if (s->n == 0) {
+		fprintf(stderr, PROG ": %s: no samples\n", name);
+		return -EINVAL;
+	}
+	summarize(s, &sum);
+	print_row(b, name, unit, &sum);
+	rc = write_json(b, name, unit, &sum);
+	samples_free(s);
+	return rc;
+}
+
+/* ---- a cluster with timed commit collectors ------------------------------- */
+
+struct cluster;
+
+struct collector {
+	struct cluster *c;
+	int id;
+};
+
+struct cluster {
+	int n;
+	struct server *s[MAX_SERVERS];
+	struct chan *commit_chans[MAX_SERVERS];
+	struct chan *ready;
+	struct go_group *tasks; /* the collectors */
+	struct collector col[MAX_SERVERS];
+
+	/* mu guards ncommits, wanted and at; cond is signalled when a count reaches wanted. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int ncommits[MAX_SERVERS];
+	int wanted;			  /* the count wait_commits waits for */
+	struct timespec *at[MAX_SERVERS]; /* at[i][k]: when server i delivered its k-th */
+};
+
+/* Reads server id's commits until its channel is closed, stamping each. */
+static void collect(void *arg)
+{
+	struct collector *col = arg;
+	struct cluster *c = col->c;
+	struct commit_entry e;
+
+	while (chan_recv(c->commit_chans[col->id], &e, NULL, NULL) == 0) {
+		struct timespec now = mono_now();
+
+		pthread_mutex_lock(&c->mu);
+		if (c->ncommits[col->id] < MAX_COMMITS)
+			c->at[col->id][c->ncommits[col->id]] = now;
+		c->ncommits[col->id]++;
+		/* Only the delivery awaited: a wake-up per commit would slow them. */
+		if (c->ncommits[col->id] >= c->wanted)
+			pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+static void cluster_free(struct cluster *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		server_free(c->s[i]);
+		chan_free(c->commit_chans[i]);
+		free(c->at[i]);
+	}
+	chan_free(c->ready);
+	go_group_free(c->tasks);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* Stops every server, then the collectors. 0, or -ETIMEDOUT (c is then leaked). */
+static int cluster_stop(struct cluster *c)
+{
+	char why[256];
+	int rc = 0;
+
+	for (int i = 0; i < c->n; i++)
+		if (c->s[i])
+			server_disconnect_all(c->s[i]);
+	for (int i = 0; i < c->n; i++) {
+		if (c->s[i] && server_shutdown(c->s[i], why, sizeof(why)) < 0) {
+			fprintf(stderr, PROG ": server %d: %s\n", i, why);
+			rc = -ETIMEDOUT;
+		}
+	}
+	for (int i = 0; i < c->n; i++)
+		if (c->commit_chans[i])
+			chan_close(c->commit_chans[i]);
+	if (c->tasks && go_group_wait(c->tasks, COLLECTOR_WAIT_MS, why, sizeof(why)) < 0) {
+		fprintf(stderr, PROG ": collectors: %s\n", why);
+		rc = -ETIMEDOUT;
+	}
+	if (rc == 0)
+		cluster_free(c);
+	return rc;
+}
+
+/* n servers on loopback, fully connected, started (as Go's NewHarness); NULL on failure. */
+static struct cluster *cluster_start(int n)
+{
+	struct cluster *c = calloc(1, sizeof(*c));
+	struct sockaddr_in addr;
+	bool ok;
+
+	if (!c)
+		return NULL;
+	c->n = n;
+	pthread_mutex_init(&c->mu, NULL);
+	ok = cond_init_monotonic(&c->cond) == 0 && (c->ready = chan_new(1, 0)) &&
+	     (c->tasks = go_group_new("b"));
+	for (int i = 0; ok && i < n; i++) {
+		int peers[MAX_SERVERS], np = 0;
+
+		for (int p = 0; p < n; p++)
+			if (p != i)
+				peers[np++] = p;
+		ok = (c->at[i] = calloc(MAX_COMMITS, sizeof(struct timespec))) &&
+		     (c->commit_chans[i] = chan_new(sizeof(struct commit_entry), 0)) &&
+		     (c->s[i] = server_new(i, peers, np, c->ready, c->commit_chans[i], NULL)) &&
+		     server_serve(c->s[i]) == 0;
+	}
+	for (int i = 0; ok && i < n; i++)
+		for (int j = 0; ok && j < n; j++)
+			ok = i == j || (server_get_listen_addr(c->s[j], &addr) == 0 &&
+					server_connect_to_peer(c->s[i], j, &addr) == 0);
+	if (!ok) {
+		fprintf(stderr, PROG ": cannot start a cluster of %d\n", n);
+		(void)cluster_stop(c);
+		return NULL;
+	}
+	chan_close(c->ready);
+	for (int i = 0; i < n; i++) {
+		c->col[i] = (struct collector){ .c = c, .id = i };
+		go(c->tasks, collect, &c->col[i], "collect%d", i);
+	}
+	return c;
+}
+
+/* Polls every millisecond for a leader; its id, or -1 after LEADER_TIMEOUT_MS. */
+static int find_leader(struct cluster *c)
+{
+	struct timespec start = mono_now();
+
+	do {
+		for (int i = 0; i < c->n; i++) {
+			bool is_leader;
+
+			cm_report(server_cm(c->s[i]), NULL, NULL, &is_leader);
+			if (is_leader)
+				return i;
+		}
+		sleep_ms(1);
+	} while (elapsed_ms(start) < LEADER_TIMEOUT_MS);
+	fprintf(stderr, PROG ": no leader within %d ms\n", LEADER_TIMEOUT_MS);
+	return -1;
+}
+
+/* Submits cmd (its decimal digits, as the tests do) to server id. */
+static bool submit(struct cluster *c, int id, int cmd)
+{
+	struct cm_command command = { 0 };
+
+	command.len = (uint16_t)snprintf((char *)command.bytes, sizeof(command.bytes), "%d", cmd);
+	return cm_submit(server_cm(c->s[id]), &command);
+}
+
+/*
+ * Waits until server id has delivered count commits (every server, if id
+ * is -1). 0, or -ETIMEDOUT after COMMIT_TIMEOUT_MS.
+ */
+static int wait_commits(struct cluster *c, int id, int count)
+{
+	struct timespec deadline = timespec_add_ms(mono_now(), COMMIT_TIMEOUT_MS);
+	int rc = 0;
+
+	pthread_mutex_lock(&c->mu);
+	c->wanted = count;
+	for (;;) { /* c->mu held */
+		bool all = true;
+
+		for (int i = 0; i < c->n; i++)
+			if ((id < 0 || i == id) && c->ncommits[i] < count)
+				all = false;
+		if (all || rc == ETIMEDOUT)
+			break;
+		rc = pthread_cond_timedwait(&c->cond, &c->mu, &deadline);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (rc == ETIMEDOUT) {
+		fprintf(stderr, PROG ": %d commits not delivered within %d ms\n", count,
+			COMMIT_TIMEOUT_MS);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* When server id delivered its k-th commit (0-based). */
+static struct timespec delivered_at(struct cluster *c, int id, int k)
+{
+	struct timespec t;
+
+	pthread_mutex_lock(&c->mu);
+	t = c->at[id][k];
+	pthread_mutex_unlock(&c->mu);
+	return t;
+}
+
+/* A cluster with a leader that has committed one command on every server. */
+static struct cluster *warm_cluster(int n, int *leader, int *count)
+{
+	struct cluster *c = cluster_start(n);
+
+	if (!c)
+		return NULL;
+	*leader = find_leader(c);
+	if (*leader < 0 || !submit(c, *leader, 1) || wait_commits(c, -1, 1) < 0) {
+		fprintf(stderr, PROG ": the cluster of %d does not commit\n", n);
+		(void)cluster_stop(c);
+		return NULL;
+	}
+	*count = 1;
+	return c;
+}
+
+/* ---- the measurements ------------------------------------------------------ */
+
+/*
+ * Commit latency: a command at a time, submitted as soon as the last one
+ * was delivered by the leader, until LATENCY_SAMPLES were timed.
+ */
+static int bench_latency(struct bench *b, int n)
+{
+	struct samples s = { 0 };
+	char name[64];
+	int leader, count, rc = 0;
+	struct cluster *c = warm_cluster(n, &leader, &count);
+
+	if (!c)
+		return -1;
+	for (int k = 0; k < LATENCY_SAMPLES && rc == 0; k++) {
+		struct timespec t0 = mono_now();
+
+		if (!submit(c, leader, 1000 + k)) {
+			fprintf(stderr, PROG ": server %d is no longer the leader\n", leader);
+			rc = -EAGAIN;
+			break;
+		}
+		rc = wait_commits(c, leader, count + 1);
+		if (rc == 0)
+			rc = samples_add(
+				&s,
+				(double)timespec_diff_ns(delivered_at(c, leader, count), t0) / 1e6);
+		count++;
+	}
+	if (cluster_stop(c) < 0 && rc == 0)
+		rc = -ETIMEDOUT;
+	snprintf(name, sizeof(name), "commit_latency_ms_%d", n);
+	if (rc == 0)
+		return report(b, name, "ms", &s);
+	samples_free(&s);
+	return rc;
+}
+
+/*
+ * Throughput: THROUGHPUT_SUBMITS commands submitted to the leader at once;
+ * commits per second from the first submit until the last server delivered
+ * the last of them. THROUGHPUT_RUNS runs in one cluster.
+ */
+static int bench_throughput(struct bench *b, int n)
+{
+	struct samples s = { 0 };
+	char name[64];
+	int leader, count, rc = 0;
+	struct cluster *c = warm_cluster(n, &leader, &count);
+
+	if (!c)
+		return -1;
+	for (int r = 0; r < THROUGHPUT_RUNS && rc == 0; r++) {
+		struct timespec t0 = mono_now(), last = t0;
+
+		for (int k = 0; k < THROUGHPUT_SUBMITS && rc == 0; k++) {
+			if (!submit(c, leader, 100000 + k)) {
+				fprintf(stderr, PROG ": server %d is no longer the leader\n",
+					leader);
+				rc = -EAGAIN;
+			}
+		}
+		if (rc == 0)
+			rc = wait_commits(c, -1, count + THROUGHPUT_SUBMITS);
+		count += THROUGHPUT_SUBMITS;
+		for (int i = 0; i < n && rc == 0; i++) {
+			struct timespec t = delivered_at(c, i, count - 1);
+
+			if (timespec_diff_ns(t, last) > 0)
+				last = t;
+		}
+		if (rc == 0)
+			rc = samples_add(&s, THROUGHPUT_SUBMITS /
+						     ((double)timespec_diff_ns(last, t0) / 1e9));
+	}
+	if (cluster_stop(c) < 0 && rc == 0)
+		rc = -ETIMEDOUT;
+	snprintf(name, sizeof(name), "throughput_commits_per_s_%d", n);
+	if (rc == 0)
+		return report(b, name, "commits/s", &s);
+	samples_free(&s);
+	return rc;
+}
+
+static int bench_latency3(struct bench *b)
+{
+	return bench_latency(b, 3);
+}
+
+static int bench_latency5(struct bench *b)
+{
+	return bench_latency(b, 5);
+}
+
+static int bench_throughput3(struct bench *b)
+{
+	return bench_throughput(b, 3);
+}
+
+static int bench_throughput5(struct bench *b)
+{
+	return bench_throughput(b, 5);
+}
+
+static const struct group {
+	const char *name;
+	int (*run)(struct bench *b);
+} groups[] = {
+	{ "latency3", bench_latency3 },
+	{ "latency5", bench_latency5 },
+	{ "throughput3", bench_throughput3 },
+	{ "throughput5", bench_throughput5 },
+};
+
+#define NGROUPS (sizeof(groups) / sizeof(groups[0]))
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: " PROG " [GROUP...]\nGROUP:");
+	for (size_t i = 0; i < NGROUPS; i++)
+		fprintf(stderr, " %s", groups[i].name);
+	fprintf(stderr, "\nenv: BENCH_OUT=FILE (default bench-results.jsonl, appended)\n");
+	exit(2);
+}
+
+/* Marks the groups named on the command line, or all of them. */
+static void select_groups(int argc, char **argv, bool *sel)
+{
+	for (size_t g = 0; g < NGROUPS; g++)
+		sel[g] = argc < 2;
+	for (int i = 1; i < argc; i++) {
+		size_t g = 0;
+
+		while (g < NGROUPS && strcmp(argv[i], groups[g].name) != 0)
+			g++;
+		if (g == NGROUPS)
+			usage();
+		sel[g] = true;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *out = getenv("BENCH_OUT");
+	struct bench b = { 0 };
+	bool sel[NGROUPS];
+	int rc = 0;
+
+	/* Before any raft call: the environment is read once. */
+	if (setenv("RAFT_DEBUG", "0", 1) < 0) {
+		fprintf(stderr, PROG ": setenv: %s\n", strerror(errno));
+		return 1;
+	}
+	select_groups(argc, argv, sel);
+	b.json_path = out && *out ? out : "bench-results.jsonl";
+	b.json = fopen(b.json_path, "a");
+	if (!b.json) {
+		fprintf(stderr, PROG ": %s: %s\n", b.json_path, strerror(errno));
+		return 1;
+	}
+	print_table_header();
+	for (size_t g = 0; g < NGROUPS && rc == 0; g++) {
+		if (!sel[g])
+			continue;
+		fprintf(stderr, PROG ": running %s\n", groups[g].name);
+		rc = groups[g].run(&b);
+	}
+	if (fclose(b.json) != 0 && rc == 0) {
+		fprintf(stderr, PROG ": closing %s: %s\n", b.json_path, strerror(errno));
+		rc = -EIO;
+	}
+	if (rc) {
+		fprintf(stderr, PROG ": stopped: a measurement failed (see above)\n");
+		return 1;
+	}
+	printf("\ntargets: %d met, %d missed; JSON lines appended to %s\n", b.met, b.missed,
+	       b.json_path);
+	return 0;
+}
