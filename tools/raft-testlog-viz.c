@@ -287,17 +287,22 @@ static size_t parse_timestamp(const char *s, size_t len, long long *us)
 	return i;
 }
 
+static bool is_word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
+}
+
 /* Parses the "[id]" of an entry: a server number below VIZ_MAX_SERVERS or
- * TEST. Other ids are not entries (the Go tool would stop on them). */
-static bool parse_id(const char *s, size_t len, int *id)
+ * TEST. Other ids are not entries (the Go tool would stop on them). As the
+ * Go tool does for parts 4 and 5, "[kv N]" (a key/value service) is folded
+ * into server N and "[clientNNN]" into TEST; *fold is then true and the id
+ * is kept in front of the message. */
+/* A server number below VIZ_MAX_SERVERS, the whole of s. */
+static bool parse_server_id(const char *s, size_t len, int *id)
 {
 	long v = 0;
 	size_t i = 0;
 
-	if (len == 4 && memcmp(s, "TEST", 4) == 0) {
-		*id = VIZ_ID_TEST;
-		return true;
-	}
 	if (len == 0 || len > 4 || !take_digits(s, len, &i, 1, 4, &v) || i != len ||
 	    v >= VIZ_MAX_SERVERS)
 		return false;
@@ -305,14 +310,39 @@ static bool parse_id(const char *s, size_t len, int *id)
 	return true;
 }
 
+static bool parse_id(const char *s, size_t len, int *id, bool *fold)
+{
+	size_t i = 0;
+
+	*fold = false;
+	if (len == 4 && memcmp(s, "TEST", 4) == 0) {
+		*id = VIZ_ID_TEST;
+		return true;
+	}
+	if (len >= 6 && len <= 32 && memcmp(s, "client", 6) == 0) {
+		for (i = 6; i < len && is_word_char(s[i]);)
+			i++;
+		*id = VIZ_ID_TEST;
+		*fold = true;
+		return i == len;
+	}
+	if (len > 3 && memcmp(s, "kv ", 3) == 0) {
+		*fold = true;
+		return parse_server_id(s + 3, len - 3, id);
+	}
+	return parse_server_id(s, len, id);
+}
+
 /* An entry line is "HH:MM:SS.uuuuuu [id] message", as matched by the Go
  * tool's ([0-9:.]+) \[(\w+)\] (.*) but anchored at the line's start (after
  * blanks), so that text inside a message never starts an entry. On
  * success fills e's time, id and ts, and *msg_off. */
-static bool parse_entry(const char *s, size_t len, struct viz_entry *e, size_t *msg_off)
+static bool parse_entry(const char *s, size_t len, struct viz_entry *e, size_t *msg_off,
+			size_t *fold_off, size_t *fold_len)
 {
 	size_t i = skip_blanks(s, len, 0), n;
 	const char *close;
+	bool fold;
 
 	n = parse_timestamp(s + i, len - i, &e->t_us);
 	if (n == 0)
@@ -323,8 +353,10 @@ static bool parse_entry(const char *s, size_t len, struct viz_entry *e, size_t *
 	if (!take_char(s, len, &i, ' ') || !take_char(s, len, &i, '['))
 		return false;
 	close = memchr(s + i, ']', len - i);
-	if (!close || !parse_id(s + i, (size_t)(close - (s + i)), &e->id))
+	if (!close || !parse_id(s + i, (size_t)(close - (s + i)), &e->id, &fold))
 		return false;
+	*fold_off = i;
+	*fold_len = fold ? (size_t)(close - (s + i)) : 0;
 	i = (size_t)(close - s) + 1;
 	if (!take_char(s, len, &i, ' '))
 		return false;
@@ -592,10 +624,14 @@ static void fix_time(struct viz_test *t, struct viz_entry *e)
 	e->t_us = raw < prev ? prev : raw;
 }
 
-static int add_entry(struct viz_log *log, struct viz_entry *e, const char *msg, size_t n)
+/* The message is copied, after the folded id ("kv 1 ", "client7 ") if
+ * there is one (pre_len > 0). */
+static int add_entry(struct viz_log *log, struct viz_entry *e, const char *pre, size_t pre_len,
+		     const char *msg, size_t n)
 {
 	struct viz_test *t = cur_test(log);
 	struct viz_entry *entries;
+	size_t total = pre_len ? pre_len + 1 + n : n;
 
 	if (!t) {
 		log->n_orphans++;
@@ -605,10 +641,16 @@ static int add_entry(struct viz_log *log, struct viz_entry *e, const char *msg, 
 	if (!entries)
 		return -ENOMEM;
 	t->entries = entries;
-	e->msg = copy_bytes(msg, n);
+	e->msg = malloc(total + 1);
 	if (!e->msg)
 		return -ENOMEM;
-	e->msg_len = n;
+	if (pre_len) {
+		memcpy(e->msg, pre, pre_len);
+		e->msg[pre_len] = ' ';
+	}
+	memcpy(e->msg + total - n, msg, n);
+	e->msg[total] = '\0';
+	e->msg_len = total;
 	fix_time(t, e);
 	if (e->id == VIZ_ID_TEST) {
 		t->have_test = true;
@@ -668,6 +710,24 @@ void viz_log_free(struct viz_log *log)
 	viz_log_init(log);
 }
 
+/* go test's "ok  \tgithub.com/eliben/raft/part2\t1.2s" (or "FAIL\t...")
+ * ends a package: its part goes to the tests since the previous one. */
+static void package_line(struct viz_log *log, const char *s, size_t len)
+{
+	const char *p;
+	int part;
+
+	if (!((len > 4 && memcmp(s, "ok  ", 4) == 0) || (len > 5 && memcmp(s, "FAIL\t", 5) == 0)))
+		return;
+	p = memmem(s, len, "/part", 5);
+	if (!p || p + 5 >= s + len || !is_digit(p[5]))
+		return;
+	part = p[5] - '0';
+	for (size_t i = log->pkg_from; i < log->n_tests; i++)
+		log->tests[i].pkg_part = part;
+	log->pkg_from = log->n_tests;
+}
+
 /* Takes one line, with or without its "\n" or "\r\n"; returns 0 or
  * -ENOMEM. Lines that are neither boundaries nor entries are kept as the
  * current test's other lines. */
@@ -677,7 +737,7 @@ int viz_log_feed(struct viz_log *log, const char *line, size_t len)
 	enum viz_status st;
 	struct viz_entry e;
 	const char *name;
-	size_t n, off;
+	size_t n, off, fold_off, fold_len;
 	double secs = -1;
 
 	log->n_lines++;
@@ -695,8 +755,9 @@ int viz_log_feed(struct viz_log *log, const char *line, size_t len)
 	     match_cmocka_end(line, len, &st, &name, &n)) &&
 	    end_test(log, name, n, st, secs))
 		return 0;
-	if (parse_entry(line, len, &e, &off))
-		return add_entry(log, &e, line + off, len - off);
+	if (parse_entry(line, len, &e, &off, &fold_off, &fold_len))
+		return add_entry(log, &e, line + fold_off, fold_len, line + off, len - off);
+	package_line(log, line, len);
 	return add_other(log, line, len);
 }
 
@@ -859,25 +920,33 @@ static long term_in(const struct viz_entry *e, long cur)
 	return cur;
 }
 
-/* "Disconnect N" / "Reconnect N" from [TEST]; *id is N. */
-static bool test_event(const struct viz_entry *e, bool *disconnect, int *id)
+/* "Disconnect N", "Reconnect N", "Crash N", "Restart N" from [TEST]; *id
+ * is N. */
+enum viz_event viz_test_event(const struct viz_entry *e, int *id)
 {
-	static const char *const words[] = { "Disconnect ", "Reconnect " };
+	static const struct {
+		const char *word;
+		enum viz_event ev;
+	} words[] = { { "Disconnect ", VIZ_EV_DISCONNECT },
+		      { "Reconnect ", VIZ_EV_RECONNECT },
+		      { "Crash ", VIZ_EV_CRASH },
+		      { "Restart ", VIZ_EV_RESTART } };
 	size_t i = skip_blanks(e->msg, e->msg_len, 0), wl, j;
 	long v;
 
-	for (int w = 0; w < 2; w++) {
-		wl = strlen(words[w]);
-		if (e->msg_len - i < wl || memcmp(e->msg + i, words[w], wl) != 0)
+	if (e->id != VIZ_ID_TEST)
+		return VIZ_EV_NONE;
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+		wl = strlen(words[w].word);
+		if (e->msg_len - i < wl || memcmp(e->msg + i, words[w].word, wl) != 0)
 			continue;
 		j = i + wl;
 		if (!take_digits(e->msg, e->msg_len, &j, 1, 4, &v) || v >= VIZ_MAX_SERVERS)
-			return false;
-		*disconnect = w == 0;
+			return VIZ_EV_NONE;
 		*id = (int)v;
-		return true;
+		return words[w].ev;
 	}
-	return false;
+	return VIZ_EV_NONE;
 }
 
 /* Applies one entry; returns the id of the server whose state, term or
@@ -885,15 +954,26 @@ static bool test_event(const struct viz_entry *e, bool *disconnect, int *id)
 int viz_replay_apply(struct viz_replay *r, const struct viz_entry *e)
 {
 	enum viz_state st;
-	bool becomes, disconnect;
+	enum viz_event ev;
+	bool becomes;
 	long term;
 	int id;
 
 	if (e->id == VIZ_ID_TEST) {
-		if (!test_event(e, &disconnect, &id) || r->disconnected[id] == disconnect)
-			return -1;
-		r->disconnected[id] = disconnect;
-		return id;
+		ev = viz_test_event(e, &id);
+		if (ev == VIZ_EV_DISCONNECT || ev == VIZ_EV_RECONNECT) {
+			if (r->disconnected[id] == (ev == VIZ_EV_DISCONNECT))
+				return -1;
+			r->disconnected[id] = ev == VIZ_EV_DISCONNECT;
+			return id;
+		}
+		if (ev == VIZ_EV_CRASH || ev == VIZ_EV_RESTART) {
+			if (r->crashed[id] == (ev == VIZ_EV_CRASH))
+				return -1;
+			r->crashed[id] = ev == VIZ_EV_CRASH;
+			return id;
+		}
+		return -1;
 	}
 	id = e->id;
 	st = state_after(e, r->state[id], &becomes);
@@ -925,36 +1005,55 @@ static int push_span(struct span_list *l, const struct viz_span *s, long long t1
 	return 0;
 }
 
-/* After entry row changed server id: closes its open spans that no longer
- * hold and opens the new ones. */
-static int update_spans(struct span_list *l, struct viz_span *st, struct viz_span *dc,
-			const struct viz_replay *r, int id, long long t, size_t row)
+/* A disconnected or down span: opened when on becomes true, pushed when
+ * it becomes false again (sp->state is the "open" flag). */
+static int toggle_span(struct span_list *l, struct viz_span *sp, bool on, long long t, size_t row)
 {
 	int rv = 0;
 
-	if (st->state != r->state[id] || st->term != r->term[id]) {
-		if (st->state != VIZ_NONE)
-			rv = push_span(l, st, t);
-		st->state = r->state[id];
-		st->term = r->term[id];
-		st->t0_us = t;
-		st->row = row;
-	}
-	if (!rv && (dc->state != VIZ_NONE) != r->disconnected[id]) {
-		if (dc->state != VIZ_NONE)
-			rv = push_span(l, dc, t);
-		dc->state = r->disconnected[id] ? VIZ_DEAD : VIZ_NONE; /* "open" flag */
-		dc->t0_us = t;
-		dc->row = row;
-	}
+	if ((sp->state != VIZ_NONE) == on)
+		return 0;
+	if (sp->state != VIZ_NONE)
+		rv = push_span(l, sp, t);
+	sp->state = on ? VIZ_DEAD : VIZ_NONE;
+	sp->t0_us = t;
+	sp->row = row;
 	return rv;
 }
 
-/* Every server's state spans and disconnected spans over the test, in the
- * order they end; spans still open at the last entry end there. */
+/* The spans one server has open while the entries are replayed. */
+struct open_spans {
+	struct viz_span st, dc, down;
+};
+
+/* After entry row changed server id: closes its open spans that no longer
+ * hold and opens the new ones. */
+static int update_spans(struct span_list *l, struct open_spans *o, const struct viz_replay *r,
+			int id, long long t, size_t row)
+{
+	int rv = 0;
+
+	if (o->st.state != r->state[id] || o->st.term != r->term[id]) {
+		if (o->st.state != VIZ_NONE)
+			rv = push_span(l, &o->st, t);
+		o->st.state = r->state[id];
+		o->st.term = r->term[id];
+		o->st.t0_us = t;
+		o->st.row = row;
+	}
+	if (!rv)
+		rv = toggle_span(l, &o->dc, r->disconnected[id], t, row);
+	if (!rv)
+		rv = toggle_span(l, &o->down, r->crashed[id], t, row);
+	return rv;
+}
+
+/* Every server's state spans, disconnected spans and down spans over the
+ * test, in the order they end; spans still open at the last entry end
+ * there. */
 int viz_collect_spans(const struct viz_test *t, struct viz_span **spans, size_t *n)
 {
-	struct viz_span st[VIZ_MAX_SERVERS], dc[VIZ_MAX_SERVERS];
+	struct open_spans o[VIZ_MAX_SERVERS];
 	struct span_list l = { 0 };
 	struct viz_replay r;
 	long long t_end = t->n_entries ? t->entries[t->n_entries - 1].t_us : 0;
@@ -962,21 +1061,24 @@ int viz_collect_spans(const struct viz_test *t, struct viz_span **spans, size_t 
 
 	viz_replay_init(&r);
 	for (int i = 0; i < VIZ_MAX_SERVERS; i++) {
-		st[i] = (struct viz_span){ .kind = VIZ_SPAN_STATE, .id = i, .state = VIZ_NONE };
-		dc[i] = (struct viz_span){ .kind = VIZ_SPAN_DISCONNECTED,
-					   .id = i,
-					   .state = VIZ_NONE };
+		o[i].st = (struct viz_span){ .kind = VIZ_SPAN_STATE, .id = i, .state = VIZ_NONE };
+		o[i].dc = (struct viz_span){ .kind = VIZ_SPAN_DISCONNECTED,
+					     .id = i,
+					     .state = VIZ_NONE };
+		o[i].down = (struct viz_span){ .kind = VIZ_SPAN_DOWN, .id = i, .state = VIZ_NONE };
 	}
 	for (size_t i = 0; i < t->n_entries && !rv; i++) {
 		id = viz_replay_apply(&r, &t->entries[i]);
 		if (id >= 0)
-			rv = update_spans(&l, &st[id], &dc[id], &r, id, t->entries[i].t_us, i);
+			rv = update_spans(&l, &o[id], &r, id, t->entries[i].t_us, i);
 	}
 	for (int i = 0; i < VIZ_MAX_SERVERS && !rv; i++) {
-		if (st[i].state != VIZ_NONE)
-			rv = push_span(&l, &st[i], t_end);
-		if (!rv && dc[i].state != VIZ_NONE)
-			rv = push_span(&l, &dc[i], t_end);
+		if (o[i].st.state != VIZ_NONE)
+			rv = push_span(&l, &o[i].st, t_end);
+		if (!rv && o[i].dc.state != VIZ_NONE)
+			rv = push_span(&l, &o[i].dc, t_end);
+		if (!rv && o[i].down.state != VIZ_NONE)
+			rv = push_span(&l, &o[i].down, t_end);
 	}
 	if (rv) {
 		free(l.v);
@@ -985,6 +1087,586 @@ int viz_collect_spans(const struct viz_test *t, struct viz_span **spans, size_t 
 	*spans = l.v;
 	*n = l.n;
 	return 0;
+}
+
+/* ---- Matching RPCs ------------------------------------------------------ */
+
+/* Requests or replies waiting for their other end, oldest first. Capped:
+ * a peer that never answers must not make matching quadratic; the oldest
+ * waiting one is given up (it stays lost). */
+#define PEND_MAX 256
+
+struct pend {
+	size_t *v;
+	size_t n, cap;
+};
+
+struct matcher {
+	const struct viz_test *t;
+	struct viz_rpc *rpcs;
+	size_t n, cap;
+	size_t *args_off, *args_len; /* normalized request args, per rpc */
+	size_t args_cap;
+	char *arena;
+	size_t alen, acap;
+	struct pend req[VIZ_MAX_SERVERS][2];  /* by receiver and kind */
+	struct pend rep[VIZ_MAX_SERVERS][2];  /* by the reply's receiver and kind */
+	size_t last_recv[VIZ_MAX_SERVERS][2]; /* latest receipt without a reply */
+	struct viz_rpc_stats st;
+};
+
+static bool msg_starts(const struct viz_entry *e, const char *prefix, size_t *after)
+{
+	size_t n = strlen(prefix);
+
+	if (e->msg_len < n || memcmp(e->msg, prefix, n) != 0)
+		return false;
+	if (after)
+		*after = n;
+	return true;
+}
+
+/* Reads a (maybe negative) number at s[*i]. */
+static bool take_long(const char *s, size_t len, size_t *i, long *v)
+{
+	bool neg = *i < len && s[*i] == '-';
+
+	if (neg)
+		(*i)++;
+	if (!take_digits(s, len, i, 1, 18, v))
+		return false;
+	if (neg)
+		*v = -*v;
+	return true;
+}
+
+/* The number right after needle in e's message, or false. */
+static bool number_after(const struct viz_entry *e, const char *needle, long *v)
+{
+	const char *p = memmem(e->msg, e->msg_len, needle, strlen(needle));
+	size_t i;
+
+	if (!p)
+		return false;
+	i = (size_t)(p - e->msg) + strlen(needle);
+	return take_long(e->msg, e->msg_len, &i, v);
+}
+
+/* The end of the balanced {...} starting at s[i] (or the line's end). */
+static size_t brace_end(const char *s, size_t len, size_t i)
+{
+	int depth = 0;
+
+	for (; i < len; i++) {
+		if (s[i] == '{')
+			depth++;
+		else if (s[i] == '}' && --depth == 0)
+			return i + 1;
+	}
+	return len;
+}
+
+/* Appends the args s[0..n) to the arena without Go's %+v field names, so
+ * that "{Term:1 LeaderId:0 Entries:[{Command:5 Term:1}]}" and the %v form
+ * "{1 0 [{5 1}]}" of Go part 3's "drop Call" line compare equal. */
+static bool put_norm(struct matcher *m, const char *s, size_t n, size_t *off, size_t *len)
+{
+	size_t i = 0, j;
+	char *p;
+
+	if (m->acap - m->alen < n) {
+		size_t cap = m->acap ? m->acap : 4096;
+
+		while (cap - m->alen < n)
+			cap *= 2;
+		p = realloc(m->arena, cap);
+		if (!p)
+			return false;
+		m->arena = p;
+		m->acap = cap;
+	}
+	*off = m->alen;
+	while (i < n) {
+		if ((s[i] >= 'A' && s[i] <= 'Z') &&
+		    (i == 0 || s[i - 1] == '{' || s[i - 1] == ' ')) {
+			for (j = i; j < n && is_word_char(s[j]);)
+				j++;
+			if (j < n && s[j] == ':') {
+				i = j + 1;
+				continue;
+			}
+		}
+		m->arena[m->alen++] = s[i++];
+	}
+	*len = m->alen - *off;
+	return true;
+}
+
+static bool pend_push(struct pend *q, size_t idx)
+{
+	size_t *v;
+
+	if (q->n == PEND_MAX) {
+		memmove(q->v, q->v + 1, (q->n - 1) * sizeof(*q->v));
+		q->n--;
+	}
+	if (q->n == q->cap) {
+		v = grow(q->v, &q->cap, q->n, sizeof(*v));
+		if (!v)
+			return false;
+		q->v = v;
+	}
+	q->v[q->n++] = idx;
+	return true;
+}
+
+static size_t pend_take(struct pend *q, size_t at)
+{
+	size_t idx = q->v[at];
+
+	memmove(q->v + at, q->v + at + 1, (q->n - at - 1) * sizeof(*q->v));
+	q->n--;
+	return idx;
+}
+
+static int kind_in(const struct viz_entry *e, size_t from)
+{
+	if (memmem(e->msg + from, e->msg_len - from, "RequestVote", 11))
+		return VIZ_RV;
+	if (memmem(e->msg + from, e->msg_len - from, "AppendEntries", 13))
+		return VIZ_AE;
+	return -1;
+}
+
+/* "sending RequestVote to P: {...}", "sending AppendEntries to P: ni=N,
+ * args={...}". */
+static int on_send(struct matcher *m, const struct viz_replay *r, size_t row)
+{
+	const struct viz_entry *e = &m->t->entries[row];
+	enum viz_rpc_kind kind;
+	struct viz_rpc *rpcs, *c;
+	const char *a;
+	size_t i, end;
+	long to;
+
+	if (msg_starts(e, "sending RequestVote to ", &i))
+		kind = VIZ_RV;
+	else if (msg_starts(e, "sending AppendEntries to ", &i))
+		kind = VIZ_AE;
+	else
+		return 0;
+	if (!take_digits(e->msg, e->msg_len, &i, 1, 4, &to) || to >= VIZ_MAX_SERVERS)
+		return 0;
+	a = memmem(e->msg + i, e->msg_len - i, kind == VIZ_AE ? "args={" : "{",
+		   kind == VIZ_AE ? 6 : 1);
+	if (!a)
+		return 0;
+	i = (size_t)(a - e->msg) + (kind == VIZ_AE ? 5 : 0);
+	end = brace_end(e->msg, e->msg_len, i);
+	rpcs = grow(m->rpcs, &m->cap, m->n, sizeof(*rpcs));
+	if (!rpcs)
+		return -ENOMEM;
+	m->rpcs = rpcs;
+	if (m->n == m->args_cap) {
+		size_t cap = m->args_cap ? m->args_cap * 2 : 16;
+		size_t *o = reallocarray(m->args_off, cap, sizeof(*o)), *l;
+
+		if (!o)
+			return -ENOMEM;
+		m->args_off = o;
+		l = reallocarray(m->args_len, cap, sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		m->args_len = l;
+		m->args_cap = cap;
+	}
+	if (!put_norm(m, e->msg + i, end - i, &m->args_off[m->n], &m->args_len[m->n]))
+		return -ENOMEM;
+	c = &rpcs[m->n];
+	*c = (struct viz_rpc){ .kind = kind,
+			       .from = e->id,
+			       .to = (int)to,
+			       .send = row,
+			       .recv = VIZ_NO_ROW,
+			       .proxy = VIZ_NO_ROW,
+			       .reply = VIZ_NO_ROW,
+			       .reply_recv = VIZ_NO_ROW,
+			       .reply_term = -1 };
+	c->heartbeat = kind == VIZ_AE && memmem(e->msg + i, end - i, "Entries:[]", 10) != NULL;
+	c->cut_off = r->disconnected[e->id] || r->disconnected[to] || r->crashed[e->id] ||
+		     r->crashed[to];
+	m->st.sends++;
+	if (!pend_push(&m->req[to][kind], m->n))
+		return -ENOMEM;
+	m->n++;
+	return 0;
+}
+
+static bool args_eq(const struct matcher *m, size_t idx, const char *a, size_t n)
+{
+	return m->args_len[idx] == n && memcmp(m->arena + m->args_off[idx], a, n) == 0;
+}
+
+/* "RequestVote: {...}" and "AppendEntries: {...}" at the receiver: the
+ * first waiting request to it with the same kind, sender and args. One
+ * sent while an end was disconnected is taken only if no other matches,
+ * and then the latest: Go's harness can reconnect a pair of servers one of
+ * which the test still calls disconnected, but a heartbeat sent into a
+ * disconnection must not take the receipt of an identical later one. */
+static int on_recv(struct matcher *m, size_t row)
+{
+	const struct viz_entry *e = &m->t->entries[row];
+	enum viz_rpc_kind kind;
+	struct pend *q;
+	size_t i, end, off, len, fallback = VIZ_NO_ROW;
+	long from = -1;
+
+	if (msg_starts(e, "RequestVote: {", &i))
+		kind = VIZ_RV;
+	else if (msg_starts(e, "AppendEntries: {", &i))
+		kind = VIZ_AE;
+	else
+		return 1;
+	i--;
+	end = brace_end(e->msg, e->msg_len, i);
+	if (!number_after(e, kind == VIZ_RV ? "CandidateId:" : "LeaderId:", &from))
+		from = -1;
+	off = m->alen;
+	if (!put_norm(m, e->msg + i, end - i, &off, &len))
+		return -ENOMEM;
+	m->alen = off; /* scratch only */
+	q = &m->req[e->id][kind];
+	m->last_recv[e->id][kind] = VIZ_NO_ROW;
+	for (size_t k = 0; k < q->n; k++) {
+		struct viz_rpc *c = &m->rpcs[q->v[k]];
+
+		if ((from < 0 || c->from == from) && args_eq(m, q->v[k], m->arena + off, len)) {
+			fallback = k;
+			if (!c->cut_off)
+				break;
+		}
+	}
+	if (fallback == VIZ_NO_ROW) {
+		m->st.orphan_recvs++;
+		return 0;
+	}
+	m->rpcs[q->v[fallback]].recv = row;
+	m->st.matched++;
+	m->last_recv[e->id][kind] = pend_take(q, fallback);
+	return 0;
+}
+
+/* "drop RequestVote", "delay AppendEntries" by the receiver's RPC proxy
+ * (no args: the first waiting request it has not seen yet), or Go part
+ * 3's "drop Call ConsensusModule.AppendEntries: {...}" by the sender (the
+ * latest waiting request from it with those args). */
+static bool on_proxy(struct matcher *m, size_t row)
+{
+	const struct viz_entry *e = &m->t->entries[row];
+	bool drop;
+	size_t i, end, off, len, best_k = 0;
+	struct pend *best = NULL;
+	int kind;
+
+	if (msg_starts(e, "drop Call ", &i)) {
+		const char *a = memchr(e->msg + i, '{', e->msg_len - i);
+
+		kind = kind_in(e, i);
+		if (kind < 0 || !a)
+			return true;
+		i = (size_t)(a - e->msg);
+		end = brace_end(e->msg, e->msg_len, i);
+		off = m->alen;
+		if (!put_norm(m, e->msg + i, end - i, &off, &len))
+			return false;
+		m->alen = off;
+		for (int p = 0; p < m->t->n_servers; p++) {
+			struct pend *q = &m->req[p][kind];
+
+			for (size_t k = 0; k < q->n; k++) {
+				const struct viz_rpc *c = &m->rpcs[q->v[k]];
+
+				if (c->from == e->id && args_eq(m, q->v[k], m->arena + off, len) &&
+				    (!best || c->send > m->rpcs[best->v[best_k]].send)) {
+					best = q;
+					best_k = k;
+				}
+			}
+		}
+		if (best) {
+			struct viz_rpc *c = &m->rpcs[pend_take(best, best_k)];
+
+			c->dropped = c->drop_at_sender = true;
+			c->proxy = row;
+			m->st.dropped++;
+		}
+		return true;
+	}
+	if (msg_starts(e, "drop ", &i))
+		drop = true;
+	else if (msg_starts(e, "delay ", &i))
+		drop = false;
+	else
+		return true;
+	kind = kind_in(e, i);
+	if (kind < 0)
+		return true;
+	best = &m->req[e->id][kind];
+	for (size_t k = 0; k < best->n; k++) {
+		struct viz_rpc *c = &m->rpcs[best->v[k]];
+
+		if (c->proxy != VIZ_NO_ROW || c->cut_off)
+			continue;
+		c->proxy = row;
+		if (drop) {
+			c->dropped = true;
+			m->st.dropped++;
+			(void)pend_take(best, k);
+		} else {
+			c->delayed = true;
+			m->st.delayed++;
+		}
+		break;
+	}
+	return true;
+}
+
+/* "... RequestVote reply: &{Term:T VoteGranted:B}" and "AppendEntries
+ * reply: {Term:T Success:B ...}" at the receiver: logged under the same
+ * lock as the receipt, so they answer its latest one. */
+static int on_reply(struct matcher *m, size_t row)
+{
+	const struct viz_entry *e = &m->t->entries[row];
+	size_t idx;
+	long term;
+	int kind;
+
+	if (msg_starts(e, "... RequestVote reply: ", NULL))
+		kind = VIZ_RV;
+	else if (msg_starts(e, "AppendEntries reply: {", NULL))
+		kind = VIZ_AE;
+	else
+		return 1;
+	idx = m->last_recv[e->id][kind];
+	if (idx == VIZ_NO_ROW)
+		return 0;
+	m->last_recv[e->id][kind] = VIZ_NO_ROW;
+	m->rpcs[idx].reply = row;
+	m->rpcs[idx].ok = kind == VIZ_RV
+				  ? memmem(e->msg, e->msg_len, "VoteGranted:true", 16) != NULL
+				  : memmem(e->msg, e->msg_len, "Success:true", 12) != NULL;
+	m->rpcs[idx].reply_term = number_after(e, "Term:", &term) ? term : -1;
+	m->st.replies++;
+	return pend_push(&m->rep[m->rpcs[idx].from][kind], idx) ? 0 : -ENOMEM;
+}
+
+/* The sender's side of a reply: "received RequestVoteReply {Term:T
+ * VoteGranted:B}" (first waiting reply with that term and vote),
+ * "AppendEntries reply from P success" / "!success" (first waiting reply
+ * from P with that outcome), "term out of date in heartbeat reply" (first
+ * waiting AppendEntries reply with a higher term than the sender's). */
+static void on_reply_recv(struct matcher *m, const struct viz_replay *r, size_t row)
+{
+	const struct viz_entry *e = &m->t->entries[row];
+	bool ok = false, by_term = false;
+	long term = -1, from = -1;
+	struct pend *q;
+	size_t i;
+
+	if (msg_starts(e, "received RequestVoteReply {", NULL)) {
+		q = &m->rep[e->id][VIZ_RV];
+		ok = has(e, "VoteGranted:true");
+		if (!number_after(e, "Term:", &term))
+			term = -1;
+	} else if (msg_starts(e, "AppendEntries reply from ", &i)) {
+		q = &m->rep[e->id][VIZ_AE];
+		if (!take_digits(e->msg, e->msg_len, &i, 1, 4, &from))
+			return;
+		ok = i + 8 <= e->msg_len && memcmp(e->msg + i, " success", 8) == 0;
+	} else if (msg_starts(e, "term out of date in heartbeat reply", NULL)) {
+		q = &m->rep[e->id][VIZ_AE];
+		by_term = true;
+	} else {
+		return;
+	}
+	for (size_t k = 0; k < q->n; k++) {
+		struct viz_rpc *c = &m->rpcs[q->v[k]];
+		bool hit;
+
+		if (by_term)
+			hit = c->reply_term > r->term[e->id];
+		else if (c->kind == VIZ_RV)
+			hit = c->ok == ok && (term < 0 || c->reply_term == term);
+		else
+			hit = c->ok == ok && c->to == from;
+		if (hit) {
+			c->reply_recv = row;
+			m->st.replies_matched++;
+			(void)pend_take(q, k);
+			return;
+		}
+	}
+}
+
+static void free_matcher(struct matcher *m)
+{
+	for (int i = 0; i < VIZ_MAX_SERVERS; i++) {
+		for (int k = 0; k < 2; k++) {
+			free(m->req[i][k].v);
+			free(m->rep[i][k].v);
+		}
+	}
+	free(m->args_off);
+	free(m->args_len);
+	free(m->arena);
+}
+
+/* Every RPC of the test in the order of their send lines, matched to
+ * their receipts, drops, delays and replies; *stats counts them. */
+int viz_match_rpcs(const struct viz_test *t, struct viz_rpc **rpcs, size_t *n,
+		   struct viz_rpc_stats *stats)
+{
+	struct matcher *m = calloc(1, sizeof(*m));
+	struct viz_replay r;
+	int rv = 0;
+
+	*rpcs = NULL;
+	*n = 0;
+	memset(stats, 0, sizeof(*stats));
+	if (!m)
+		return -ENOMEM;
+	m->t = t;
+	for (int i = 0; i < VIZ_MAX_SERVERS; i++)
+		m->last_recv[i][0] = m->last_recv[i][1] = VIZ_NO_ROW;
+	viz_replay_init(&r);
+	for (size_t i = 0; i < t->n_entries && !rv; i++) {
+		const struct viz_entry *e = &t->entries[i];
+
+		(void)viz_replay_apply(&r, e);
+		if (e->id == VIZ_ID_TEST)
+			continue;
+		rv = on_send(m, &r, i);
+		if (rv)
+			break;
+		rv = on_recv(m, i);
+		if (rv <= 0)
+			continue;
+		rv = on_reply(m, i);
+		if (rv <= 0)
+			continue;
+		rv = 0;
+		if (!on_proxy(m, i))
+			rv = -ENOMEM;
+		on_reply_recv(m, &r, i);
+	}
+	if (rv) {
+		free(m->rpcs);
+	} else {
+		*rpcs = m->rpcs;
+		*n = m->n;
+		m->st.lost = m->st.sends - m->st.matched - m->st.dropped;
+		*stats = m->st;
+	}
+	free_matcher(m);
+	free(m);
+	return rv;
+}
+
+/* ---- Commit index, log length, per-test numbers ------------------------ */
+
+/* N of "... setting commitIndex=N" (follower) or "leader sets commitIndex
+ * := N"; -2 if the entry sets none. */
+long viz_commit_index(const struct viz_entry *e)
+{
+	long v;
+
+	if (e->id == VIZ_ID_TEST)
+		return -2;
+	if (number_after(e, "setting commitIndex=", &v) ||
+	    number_after(e, "leader sets commitIndex := ", &v))
+		return v;
+	return -2;
+}
+
+/* The number of entries in a "log=[...]" or "log is now: [...]" dump
+ * (counted as the {...} at the bracket's top level); -1 if none. */
+long viz_log_length(const struct viz_entry *e)
+{
+	static const char *const keys[] = { "log=[", "log is now: [" };
+	const char *p = NULL, *end = e->msg + e->msg_len;
+	long n = 0;
+	int depth = 0;
+
+	for (size_t k = 0; k < 2 && !p; k++) {
+		p = memmem(e->msg, e->msg_len, keys[k], strlen(keys[k]));
+		if (p)
+			p += strlen(keys[k]);
+	}
+	if (!p || e->id == VIZ_ID_TEST)
+		return -1;
+	for (; p < end && !(depth == 0 && *p == ']'); p++) {
+		if (*p == '{' && depth++ == 0)
+			n++;
+		else if (*p == '}')
+			depth--;
+	}
+	return n;
+}
+
+/* Part 3's words, part 2's words, or neither (part 1). */
+static int infer_part(const struct viz_test *t)
+{
+	static const char *const p3[] = { "ConflictIndex", "drop Call ", "persist" };
+	static const char *const p2[] = { "Submit received", "commitIndex",
+					  "nextIndex=", "collectCommits", "Entries:[{" };
+	int part = 1, id;
+
+	for (size_t i = 0; i < t->n_entries; i++) {
+		const struct viz_entry *e = &t->entries[i];
+		enum viz_event ev = viz_test_event(e, &id);
+
+		if (ev == VIZ_EV_CRASH || ev == VIZ_EV_RESTART)
+			return 3;
+		for (size_t k = 0; k < sizeof(p3) / sizeof(p3[0]); k++) {
+			if (has(e, p3[k]))
+				return 3;
+		}
+		for (size_t k = 0; k < sizeof(p2) / sizeof(p2[0]) && part == 1; k++) {
+			if (has(e, p2[k]))
+				part = 2;
+		}
+	}
+	return part;
+}
+
+void viz_test_stats(const struct viz_test *t, struct viz_stats *st)
+{
+	int id;
+
+	memset(st, 0, sizeof(*st));
+	st->max_commit = -2;
+	st->part = t->pkg_part;
+	if (!st->part) {
+		st->part = infer_part(t);
+		st->part_inferred = true;
+	}
+	for (size_t i = 0; i < t->n_entries; i++) {
+		const struct viz_entry *e = &t->entries[i];
+		long c = viz_commit_index(e);
+
+		if (e->id == VIZ_ID_TEST) {
+			if (viz_test_event(e, &id) == VIZ_EV_CRASH)
+				st->crashes++;
+			continue;
+		}
+		st->elections += has(e, "becomes Candidate");
+		st->leaders += has(e, "becomes Leader");
+		st->commits += has(e, "leader sets commitIndex := ");
+		st->submits += msg_starts(e, "Submit received by", NULL);
+		if (c > st->max_commit)
+			st->max_commit = c;
+	}
+	st->duration_us = t->n_entries ? t->entries[t->n_entries - 1].t_us - t->entries[0].t_us : 0;
 }
 
 /* ---- The page ---------------------------------------------------------- */
@@ -1014,6 +1696,7 @@ static const char page_css[] =
 	"svg rect.D{fill:#a3a3a3}\n"
 	"svg .span{stroke:#fff;stroke-width:.6}\n"
 	"svg .disc{fill:url(#hatch);stroke:#c62828;stroke-width:1.2}\n"
+
 	"svg .ln{font-size:13px;font-weight:600;fill:#333}\n"
 	"svg .term{font-size:11px;font-weight:700;fill:#0b3d1f;pointer-events:none;"
 	"paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}\n"
@@ -1035,8 +1718,12 @@ static const char page_css[] =
 	"col.t{width:14.5em}col.c{width:11em}\n"
 	"td.t{white-space:nowrap;overflow:hidden}\n"
 	"td.t i{color:#888;font-style:normal;font-size:10px;margin-left:4px}\n"
-	"td.F{background:#f2f6fc}td.C{background:#fbf0b8}td.L{background:#c9efd8}"
-	"td.D{background:#d9d9d9}td.N{background:#fff}\n"
+	/* The Go tool's cell colours. */
+	"td.F{background:#ffffff}td.C{background:#e2e2a3}td.L{background:#e6fff5}"
+	"td.D{background:#dddddd}td.N{background:#fff}\n"
+	"td.z{background-image:repeating-linear-gradient(45deg,rgba(0,0,0,.22) 0 2px,"
+	"transparent 2px 7px)}\n"
+	"tr.crash td.c{color:#000}tr.rst td.c{color:#1565c0}\n"
 	"td.x{background-image:repeating-linear-gradient(135deg,rgba(211,47,47,.2) 0 2px,"
 	"transparent 2px 9px)}\n"
 	"tr.test td.c{background:#fff3e0;font-weight:bold}\n"
@@ -1047,6 +1734,42 @@ static const char page_css[] =
 	"tr[id]{scroll-margin-top:40px}\n"
 	"pre.other{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap;"
 	"overflow-wrap:anywhere}\n";
+
+/* The arrows, lane marks and layer switches (a second string: C11
+ * compilers need not take literals over 4095 bytes). */
+static const char rpc_css[] =
+	"svg .down{fill:url(#downp);stroke:#212121;stroke-width:1.4}\n"
+	"svg line.rv{stroke:#e65100;stroke-width:1.4;marker-end:url(#a-rv)}\n"
+	"svg line.ae{stroke:#1565c0;stroke-width:1.8;marker-end:url(#a-ae)}\n"
+	"svg line.hb{stroke:#78909c;stroke-width:.7;stroke-opacity:.8;marker-end:url(#a-hb)}\n"
+	"svg line.rp.ok{stroke:#2e7d32;marker-end:url(#a-ok)}"
+	"svg line.rp.no{stroke:#c62828;stroke-dasharray:3 2;marker-end:url(#a-no)}\n"
+	"svg line.rp.hb{stroke-width:.6;stroke-opacity:.6}svg line.rp.rv{stroke-width:1.3}\n"
+	"svg line.stub{stroke:#9e9e9e;stroke-dasharray:2 1.5;marker-end:url(#a-st)}\n"
+	"svg line.rqx{marker-end:none}svg .xx{stroke:#d50000;stroke-width:2;fill:none}\n"
+	"svg .dl{stroke:#6a1b9a;stroke-width:2.5;stroke-dasharray:1.5 1.5}\n"
+	"svg .cmt{fill:#6a1b9a}svg .cl{font-size:9px;font-weight:700;fill:#6a1b9a}\n"
+	"svg .sub{fill:#ff6f00;stroke:#fff;stroke-width:.6}svg .sub.no{fill:#fff;stroke:#ff6f00;"
+	"stroke-width:1.2}\n"
+	"svg .ll{fill:none;stroke:#37474f;stroke-width:1}svg .lt{font-size:8px;fill:#37474f}\n"
+	".layers{font-size:13px;margin:4px 0}.layers label{margin-right:12px}\n"
+	"input.ly{margin:0 3px 0 0;vertical-align:-2px}\n"
+	"#ly-rv:not(:checked)~svg .rv,#ly-ae:not(:checked)~svg .ae,"
+	"#ly-hb:not(:checked)~svg .hb,#ly-rp:not(:checked)~svg .rp,"
+	"#ly-lost:not(:checked)~svg .lost,#ly-lm:not(:checked)~svg .lm{display:none}\n"
+	".sw.ar{height:0;border:0;border-top:2px solid;width:22px;vertical-align:3px}"
+	".sw.ar.rv{border-color:#e65100}.sw.ar.ae{border-color:#1565c0}"
+	".sw.ar.hb{border-top-width:1px;border-color:#78909c}.sw.ar.ok{border-color:#2e7d32}"
+	".sw.ar.no{border-top-style:dashed;border-color:#c62828}"
+	".sw.ar.st{border-top-style:dotted;border-color:#9e9e9e;width:8px}"
+	".sw.ar.dl{border-top:3px dotted #6a1b9a}\n"
+	".sw.z{background:repeating-linear-gradient(45deg,#212121 0 2px,#fff 2px 6px)}"
+	".sw.cm{width:0;height:0;border:5px solid transparent;border-top:7px solid #6a1b9a;"
+	"border-bottom:0}"
+	".sw.sb{width:8px;height:8px;background:#ff6f00;border:0;transform:rotate(45deg)}\n"
+	".sw.xx{border:0;width:auto;height:auto;color:#d50000;font-weight:700}\n"
+	"svg .mk.crash{stroke:#000}svg .mk.rst{stroke:#1565c0}svg .ml.crash{fill:#000}"
+	"svg .ml.rst{fill:#1565c0}\n";
 
 /* Microseconds as "1234.567" milliseconds. */
 static void fmt_ms(char *out, size_t size, long long us)
@@ -1074,8 +1797,8 @@ static void put_head(struct viz_buf *b, const struct viz_test *t)
 	viz_buf_puts(b, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
 			"<meta name=\"generator\" content=\"raft-testlog-viz\">\n<title>");
 	viz_buf_escape(b, t->name, strlen(t->name));
-	viz_buf_printf(b, " -- %s</title>\n<style>\n%s</style>\n</head>\n<body>\n",
-		       viz_status_name(t->status), page_css);
+	viz_buf_printf(b, " -- %s</title>\n<style>\n%s%s</style>\n</head>\n<body>\n",
+		       viz_status_name(t->status), page_css, rpc_css);
 }
 
 static size_t entries_after_end(const struct viz_test *t)
@@ -1083,7 +1806,7 @@ static size_t entries_after_end(const struct viz_test *t)
 	return t->ended ? t->n_entries - t->end_at : 0;
 }
 
-static void put_summary(struct viz_buf *b, const struct viz_test *t)
+static void put_summary(struct viz_buf *b, const struct viz_test *t, const struct viz_rpc_stats *rs)
 {
 	const char *st = viz_status_name(t->status);
 	char span[32];
@@ -1105,6 +1828,13 @@ static void put_summary(struct viz_buf *b, const struct viz_test *t)
 	else if (entries_after_end(t))
 		viz_buf_printf(b, " &middot; %zu entries logged after the test's end marker",
 			       entries_after_end(t));
+	viz_buf_printf(b,
+		       "</p>\n<p class=\"meta\" data-rpcs>RPCs: %zu sent, %zu arrived (arrows), "
+		       "%zu dropped, %zu delayed, %zu never arrived; %zu replies, %zu taken back",
+		       rs->sends, rs->matched, rs->dropped, rs->delayed, rs->lost, rs->replies,
+		       rs->replies_matched);
+	if (rs->orphan_recvs)
+		viz_buf_printf(b, "; %zu receipts without a send in the log", rs->orphan_recvs);
 	viz_buf_puts(b, "</p>\n");
 }
 
@@ -1117,18 +1847,55 @@ static void put_legend(struct viz_buf *b)
 			"<span><i class=\"sw D\"></i>Dead</span>"
 			"<span><i class=\"sw N\"></i>not started</span>"
 			"<span><i class=\"sw x\"></i>disconnected</span>"
+			"<span><i class=\"sw z\"></i>down (Crash&#8230;Restart)</span>"
 			"<span><i class=\"sw mk dis\"></i>[TEST] Disconnect</span>"
 			"<span><i class=\"sw mk rec\"></i>[TEST] Reconnect</span>"
 			"<span><i class=\"sw mk oth\"></i>other [TEST] line</span>"
+			"</div>\n<div class=\"legend\">"
+			"<span><i class=\"sw ar rv\"></i>RequestVote</span>"
+			"<span><i class=\"sw ar ok\"></i>vote granted / append succeeded</span>"
+			"<span><i class=\"sw ar no\"></i>vote refused / append failed</span>"
+			"<span><i class=\"sw ar ae\"></i>AppendEntries with entries</span>"
+			"<span><i class=\"sw ar hb\"></i>heartbeat (no entries)</span>"
+			"<span><i class=\"sw ar dl\"></i>delayed</span>"
+			"<span><i class=\"sw xx\">&#215;</i>dropped</span>"
+			"<span><i class=\"sw ar st\"></i>never arrived</span>"
+			"<span><i class=\"sw cm\"></i>commit index (c<i>n</i>)</span>"
+			"<span><i class=\"sw sb\"></i>Submit</span>"
+			"<span>n<i>n</i> = log length</span>"
 			"</div>\n");
+}
+
+/* Checkboxes that show or hide layers of the timeline through CSS
+ * (#ly-x:not(:checked) ~ svg .x), so no script is needed. They must be
+ * siblings before the <svg>. */
+static void put_layers(struct viz_buf *b)
+{
+	static const struct {
+		const char *id, *label;
+	} layers[] = {
+		{ "rv", "RequestVote &amp; votes" },
+		{ "ae", "AppendEntries with entries" },
+		{ "hb", "heartbeats" },
+		{ "rp", "replies" },
+		{ "lost", "drops &amp; never arrived" },
+		{ "lm", "commit, Submit, log length" },
+	};
+
+	viz_buf_puts(b, "<span class=\"layers\">Show:</span>\n");
+	for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)
+		viz_buf_printf(b,
+			       "<input type=\"checkbox\" class=\"ly\" id=\"ly-%s\" checked>"
+			       "<label class=\"layers\" for=\"ly-%s\">%s</label>\n",
+			       layers[i].id, layers[i].id, layers[i].label);
 }
 
 /* Timeline geometry, in SVG user units. */
 #define TL_X0	56.0
 #define TL_W	1224.0
 #define TL_TOP	30.0
-#define TL_LANE 22.0
-#define TL_GAP	8.0
+#define TL_LANE 24.0
+#define TL_GAP	26.0
 #define TL_AXIS 20.0
 
 struct scale {
@@ -1201,6 +1968,9 @@ static void put_span_title(struct viz_buf *b, const struct viz_span *sp, const s
 	if (sp->kind == VIZ_SPAN_DISCONNECTED)
 		viz_buf_printf(b, "<title>server %d disconnected, +%s ms to +%s ms</title>", sp->id,
 			       from, to);
+	else if (sp->kind == VIZ_SPAN_DOWN)
+		viz_buf_printf(b, "<title>server %d down (crashed), +%s ms to +%s ms</title>",
+			       sp->id, from, to);
 	else
 		viz_buf_printf(b, "<title>server %d: %s, term %ld, +%s ms to +%s ms</title>",
 			       sp->id, viz_state_name(sp->state), sp->term, from, to);
@@ -1219,6 +1989,11 @@ static void put_span(struct viz_buf *b, const struct viz_span *sp, const struct 
 			       "<rect class=\"disc\" data-disconnected=\"%d\" x=\"%.1f\" "
 			       "y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">",
 			       sp->id, x, y + 1, w, TL_LANE - 2);
+	else if (sp->kind == VIZ_SPAN_DOWN)
+		viz_buf_printf(b,
+			       "<rect class=\"down\" data-down=\"%d\" x=\"%.1f\" "
+			       "y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">",
+			       sp->id, x, y + 3, w, TL_LANE - 6);
 	else
 		viz_buf_printf(b,
 			       "<rect class=\"span %s\" data-state=\"%s\" data-term=\"%ld\" "
@@ -1243,8 +2018,8 @@ static void put_term_label(struct viz_buf *b, const struct viz_span *sp, const s
 }
 
 /* A lane: its label and background, then its state spans, then its
- * disconnected spans on top (hatched, so the state still shows), then the
- * leaders' terms above all. */
+ * disconnected spans on top (hatched, so the state still shows), then its
+ * down spans (crashed: hatched black), then the leaders' terms above all. */
 static void put_lane(struct viz_buf *b, int id, const struct viz_span *spans, size_t n,
 		     const struct scale *s)
 {
@@ -1256,7 +2031,7 @@ static void put_lane(struct viz_buf *b, int id, const struct viz_span *spans, si
 	viz_buf_printf(
 		b, "<rect class=\"lbg\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>\n",
 		TL_X0, y, TL_W, TL_LANE);
-	for (int kind = VIZ_SPAN_STATE; kind <= VIZ_SPAN_DISCONNECTED; kind++) {
+	for (int kind = VIZ_SPAN_STATE; kind <= VIZ_SPAN_DOWN; kind++) {
 		for (size_t i = 0; i < n; i++) {
 			if (spans[i].id == id && (int)spans[i].kind == kind)
 				put_span(b, &spans[i], s);
@@ -1272,15 +2047,23 @@ static void put_lane(struct viz_buf *b, int id, const struct viz_span *spans, si
 /* The class and label of a [TEST] line's marker. */
 static const char *marker_class(const struct viz_entry *e, char *label, size_t size)
 {
-	bool disconnect;
-	int id;
+	static const char *const cls[] = { [VIZ_EV_NONE] = "oth",
+					   [VIZ_EV_DISCONNECT] = "dis",
+					   [VIZ_EV_RECONNECT] = "rec",
+					   [VIZ_EV_CRASH] = "crash",
+					   [VIZ_EV_RESTART] = "rst" };
+	static const char *const letter[] = { [VIZ_EV_NONE] = "",
+					      [VIZ_EV_DISCONNECT] = "D",
+					      [VIZ_EV_RECONNECT] = "R",
+					      [VIZ_EV_CRASH] = "&#215;",
+					      [VIZ_EV_RESTART] = "&#8593;" };
+	int id = 0;
+	enum viz_event ev = viz_test_event(e, &id);
 
-	if (!test_event(e, &disconnect, &id)) {
-		label[0] = '\0';
-		return "oth";
-	}
-	(void)snprintf(label, size, "%c%d", disconnect ? 'D' : 'R', id);
-	return disconnect ? "dis" : "rec";
+	label[0] = '\0';
+	if (ev != VIZ_EV_NONE)
+		(void)snprintf(label, size, "%s%d", letter[ev], id);
+	return cls[ev];
 }
 
 static void put_marker(struct viz_buf *b, const struct viz_test *t, const struct scale *s,
@@ -1288,7 +2071,7 @@ static void put_marker(struct viz_buf *b, const struct viz_test *t, const struct
 {
 	const struct viz_entry *e = &t->entries[row];
 	double x = tl_x(s, e->t_us);
-	char label[16];
+	char label[24];
 	const char *cls = marker_class(e, label, sizeof(label));
 
 	viz_buf_printf(b,
@@ -1324,25 +2107,308 @@ static void put_end_marker(struct viz_buf *b, const struct viz_test *t, const st
 		x, x, TL_TOP - 12, lanes_bottom(t) + 2, viz_status_name(t->status), x, TL_TOP - 15);
 }
 
+/* The ends of an arrow between two lanes: from the edge of from's lane
+ * that faces to's lane, to the facing edge of to's lane. */
+static void edge_ys(int from, int to, double *y1, double *y2)
+{
+	if (to > from) {
+		*y1 = lane_y(from) + TL_LANE;
+		*y2 = lane_y(to);
+	} else {
+		*y1 = lane_y(from);
+		*y2 = lane_y(to) + TL_LANE;
+	}
+}
+
+static const char *rpc_name(enum viz_rpc_kind k)
+{
+	return k == VIZ_RV ? "RequestVote" : "AppendEntries";
+}
+
+/* The layer class of an RPC's arrows: rv, ae (with entries) or hb. */
+static const char *rpc_layer(const struct viz_rpc *c)
+{
+	return c->kind == VIZ_RV ? "rv" : c->heartbeat ? "hb" : "ae";
+}
+
+static double row_x(const struct viz_test *t, const struct scale *s, size_t row)
+{
+	return tl_x(s, t->entries[row].t_us);
+}
+
+static void put_line(struct viz_buf *b, const char *cls, const char *layer, double x1, double y1,
+		     double x2, double y2)
+{
+	viz_buf_printf(b, "<line class=\"%s %s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\">",
+		       cls, layer, x1, y1, x2, y2);
+}
+
+/* "+12.345 ms" of a row, for titles. */
+static void put_rel(struct viz_buf *b, const struct viz_test *t, size_t row)
+{
+	char rel[32];
+
+	fmt_ms(rel, sizeof(rel), t->entries[row].t_us - first_time(t));
+	viz_buf_printf(b, "+%s ms", rel);
+}
+
+/* The request: an arrow to the receiver's lane if it arrived (with a
+ * dotted wait along the lane if the proxy delayed it), a cross where it
+ * was dropped, a short stub if it never arrived. Each links to its send
+ * row. Only arrived requests have class "rq". */
+static void put_request(struct viz_buf *b, const struct viz_test *t, const struct scale *s,
+			const struct viz_rpc *c)
+{
+	const char *layer = rpc_layer(c);
+	double x1 = row_x(t, s, c->send), x2, y1, y2, ye;
+
+	edge_ys(c->from, c->to, &y1, &y2);
+	viz_buf_printf(b, "<a href=\"#r%zu\">", c->send);
+	if (c->recv != VIZ_NO_ROW) {
+		bool wait = c->delayed && c->proxy != VIZ_NO_ROW && c->proxy < c->recv;
+
+		x2 = row_x(t, s, wait ? c->proxy : c->recv);
+		put_line(b, "rq", layer, x1, y1, x2, y2);
+	} else if (c->dropped) {
+		x2 = c->drop_at_sender ? row_x(t, s, c->proxy) + 2 : row_x(t, s, c->proxy);
+		ye = c->drop_at_sender ? y1 + (y2 - y1) * 0.3 : y2;
+		put_line(b, "rqx lost", layer, x1, y1, x2, ye);
+	} else {
+		put_line(b, "stub lost", layer, x1, y1, x1 + 1.5, y1 + (y2 - y1) * 0.22);
+	}
+	viz_buf_printf(b, "<title>%s %d&#8594;%d, sent ", rpc_name(c->kind), c->from, c->to);
+	put_rel(b, t, c->send);
+	if (c->recv != VIZ_NO_ROW) {
+		viz_buf_puts(b, ", received ");
+		put_rel(b, t, c->recv);
+		if (c->delayed)
+			viz_buf_puts(b, " (delayed by the proxy)");
+	} else if (c->dropped) {
+		viz_buf_puts(b, c->drop_at_sender ? ", dropped by the sender " : ", dropped ");
+		put_rel(b, t, c->proxy);
+	} else {
+		viz_buf_puts(b, c->cut_off ? ", not received: disconnected or down"
+					   : ", no receipt in the log");
+	}
+	viz_buf_puts(b, "</title></line>");
+	if (c->recv != VIZ_NO_ROW && c->delayed && c->proxy != VIZ_NO_ROW && c->proxy < c->recv)
+		viz_buf_printf(b,
+			       "<line class=\"dl %s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+			       "y2=\"%.1f\"><title>delayed by the proxy</title></line>",
+			       layer, row_x(t, s, c->proxy), y2, row_x(t, s, c->recv), y2);
+	if (c->dropped && c->recv == VIZ_NO_ROW) {
+		x2 = c->drop_at_sender ? row_x(t, s, c->proxy) + 2 : row_x(t, s, c->proxy);
+		ye = c->drop_at_sender ? y1 + (y2 - y1) * 0.3 : y2;
+		viz_buf_printf(b, "<path class=\"xx lost %s\" d=\"M%.1f %.1fl6 6m0 -6l-6 6\"/>",
+			       layer, x2 - 3, ye - 3);
+	}
+	viz_buf_puts(b, "</a>\n");
+}
+
+/* The reply, from the receiver's reply line back to the sender's line
+ * that took it, or a stub if the sender never logged it. Green when the
+ * vote was granted or the append succeeded, dashed red otherwise. In part
+ * 1 a leader logs no AppendEntries reply it takes (stubs is false for
+ * them): those replies are not drawn, not a stub each. */
+static void put_reply(struct viz_buf *b, const struct viz_test *t, const struct scale *s,
+		      const struct viz_rpc *c, bool stubs)
+{
+	const char *layer = rpc_layer(c);
+	double x1, y1, y2;
+	char cls[24];
+
+	if (c->reply == VIZ_NO_ROW || (c->reply_recv == VIZ_NO_ROW && !stubs))
+		return;
+	x1 = row_x(t, s, c->reply);
+	edge_ys(c->to, c->from, &y1, &y2);
+	(void)snprintf(cls, sizeof(cls), "rp %s%s", c->ok ? "ok" : "no",
+		       c->reply_recv == VIZ_NO_ROW ? " stub lost" : "");
+	viz_buf_printf(b, "<a href=\"#r%zu\">", c->reply);
+	if (c->reply_recv != VIZ_NO_ROW)
+		put_line(b, cls, layer, x1, y1, row_x(t, s, c->reply_recv), y2);
+	else
+		put_line(b, cls, layer, x1, y1, x1 + 1.5, y1 + (y2 - y1) * 0.22);
+	viz_buf_printf(b, "<title>%s reply %d&#8594;%d (%s, term %lld), sent ", rpc_name(c->kind),
+		       c->to, c->from,
+		       c->kind == VIZ_RV ? (c->ok ? "vote granted" : "vote refused")
+					 : (c->ok ? "success" : "failure"),
+		       c->reply_term);
+	put_rel(b, t, c->reply);
+	if (c->reply_recv != VIZ_NO_ROW) {
+		viz_buf_puts(b, ", received ");
+		put_rel(b, t, c->reply_recv);
+	} else {
+		viz_buf_puts(b, ", not taken by the sender in the log");
+	}
+	viz_buf_puts(b, "</title></line></a>\n");
+}
+
+static void put_rpcs(struct viz_buf *b, const struct viz_test *t, const struct scale *s,
+		     const struct viz_rpc *rpcs, size_t n)
+{
+	bool ae_back = false; /* does any sender log the AppendEntries replies it takes? */
+
+	for (size_t i = 0; i < n && !ae_back; i++)
+		ae_back = rpcs[i].kind == VIZ_AE && rpcs[i].reply_recv != VIZ_NO_ROW;
+	viz_buf_puts(b, "<g class=\"rpcs\">\n");
+	for (size_t i = 0; i < n && !b->err; i++) {
+		if (rpcs[i].from == rpcs[i].to)
+			continue;
+		put_request(b, t, s, &rpcs[i]);
+		put_reply(b, t, s, &rpcs[i], rpcs[i].kind == VIZ_RV || ae_back);
+	}
+	viz_buf_puts(b, "</g>\n");
+}
+
+/* Labels on one lane closer than this would overlap. */
+#define LABEL_GAP 16.0
+
+/* The log length of server id as a step line in the lane's bottom
+ * quarter; with labels (nN where it changes to N > 0, if there is room)
+ * or without. */
+static void put_log_length(struct viz_buf *b, const struct viz_test *t, const struct scale *s,
+			   int id, long max_len, bool labels)
+{
+	double y = lane_y(id), last = -100, x, ly, h = TL_LANE * 0.3;
+	long len = -1, v;
+	bool open = false;
+
+	for (size_t i = 0; i < t->n_entries && !b->err; i++) {
+		const struct viz_entry *e = &t->entries[i];
+
+		if (e->id != id || (v = viz_log_length(e)) < 0 || v == len)
+			continue;
+		len = v;
+		x = tl_x(s, e->t_us);
+		ly = y + TL_LANE - 1 - h * (double)v / (double)max_len;
+		if (labels) {
+			if (v > 0 && x - last >= LABEL_GAP * 1.4) {
+				viz_buf_printf(
+					b, "<text class=\"lt\" x=\"%.1f\" y=\"%.1f\">n%ld</text>",
+					x + 1, ly - 1.5, v);
+				last = x;
+			}
+		} else if (!open) {
+			viz_buf_printf(b, "<path class=\"ll\" d=\"M%.1f %.1f", x, ly);
+			open = true;
+		} else {
+			viz_buf_printf(b, "H%.1fV%.1f", x, ly);
+		}
+	}
+	if (open)
+		viz_buf_printf(b, "H%.1f\"><title>server %d: log length</title></path>",
+			       tl_x(s, last_time(t)), id);
+}
+
+/* A lane's part 2/3 marks: a purple triangle where the commit index moves
+ * (labelled cN), an orange diamond per "Submit received by" (hollow if
+ * the server was not the leader), and the log length. */
+static void put_lane_marks(struct viz_buf *b, const struct viz_test *t, const struct scale *s,
+			   int id, long max_len)
+{
+	double y = lane_y(id), last_c = -100, x;
+	long commit = -2, v;
+
+	viz_buf_printf(b, "<g class=\"lm\" data-server=\"%d\">", id);
+	if (max_len > 0) {
+		put_log_length(b, t, s, id, max_len, false);
+		put_log_length(b, t, s, id, max_len, true);
+	}
+	for (size_t i = 0; i < t->n_entries && !b->err; i++) {
+		const struct viz_entry *e = &t->entries[i];
+
+		if (e->id != id)
+			continue;
+		x = tl_x(s, e->t_us);
+		v = viz_commit_index(e);
+		if (v != -2 && v != commit) {
+			commit = v;
+			viz_buf_printf(b,
+				       "<a href=\"#r%zu\"><path class=\"cmt\" data-server=\"%d\" "
+				       "data-commit=\"%ld\" d=\"M%.1f %.1fh8l-4 7z\"><title>server "
+				       "%d: commitIndex=%ld</title></path>",
+				       i, id, v, x - 4, y, id, v);
+			if (x - last_c >= LABEL_GAP) {
+				viz_buf_printf(
+					b, "<text class=\"cl\" x=\"%.1f\" y=\"%.1f\">c%ld</text>",
+					x + 4, y + 8, v);
+				last_c = x;
+			}
+			viz_buf_puts(b, "</a>");
+		}
+		if (msg_starts(e, "Submit received by", NULL)) {
+			viz_buf_printf(b,
+				       "<a href=\"#r%zu\"><path class=\"sub%s\" d=\"M%.1f %.1fl4 "
+				       "4-4 4-4-4z\"><title>",
+				       i, has(e, "by Leader") ? "" : " no", x, y + TL_LANE - 9);
+			viz_buf_escape(b, e->msg, e->msg_len);
+			viz_buf_puts(b, "</title></path></a>");
+		}
+	}
+	viz_buf_puts(b, "</g>\n");
+}
+
+static long max_log_length(const struct viz_test *t)
+{
+	long m = 0, v;
+
+	for (size_t i = 0; i < t->n_entries; i++) {
+		v = viz_log_length(&t->entries[i]);
+		if (v > m)
+			m = v;
+	}
+	return m;
+}
+
+/* The arrowheads, one per colour (markers cannot take their line's). */
+static void put_defs(struct viz_buf *b)
+{
+	static const struct {
+		const char *id, *fill;
+	} heads[] = { { "a-rv", "#e65100" }, { "a-ae", "#1565c0" }, { "a-hb", "#78909c" },
+		      { "a-ok", "#2e7d32" }, { "a-no", "#c62828" }, { "a-st", "#9e9e9e" } };
+
+	viz_buf_puts(b, "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" "
+			"patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">"
+			"<rect width=\"2\" height=\"6\" fill=\"#c62828\" "
+			"fill-opacity=\".7\"/></pattern>"
+			"<pattern id=\"downp\" width=\"5\" height=\"5\" "
+			"patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(-45)\">"
+			"<rect width=\"5\" height=\"5\" fill=\"#616161\"/>"
+			"<rect width=\"2\" height=\"5\" fill=\"#111\"/></pattern>\n");
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++)
+		viz_buf_printf(
+			b,
+			"<marker id=\"%s\" viewBox=\"0 0 8 8\" refX=\"7\" refY=\"4\" "
+			"markerWidth=\"6\" markerHeight=\"6\" markerUnits=\"userSpaceOnUse\" "
+			"orient=\"auto\"><path d=\"M0 0L8 4L0 8z\" fill=\"%s\"/></marker>\n",
+			heads[i].id, heads[i].fill);
+	viz_buf_puts(b, "</defs>\n");
+}
+
 static void put_timeline(struct viz_buf *b, const struct viz_test *t, const struct viz_span *spans,
-			 size_t n)
+			 size_t n, const struct viz_rpc *rpcs, size_t n_rpcs,
+			 const struct viz_rpc_stats *rs)
 {
 	struct scale s = { first_time(t), last_time(t) - first_time(t) };
 	double last_label_x = -100;
+	long max_len = max_log_length(t);
 
 	if (s.span < 1000)
 		s.span = 1000; /* a test of one instant still gets an axis */
 	viz_buf_printf(b,
-		       "<svg class=\"timeline\" data-servers=\"%d\" viewBox=\"0 0 %.0f %.0f\" "
-		       "role=\"img\" aria-label=\"server states over time\">\n",
-		       t->n_servers, TL_X0 + TL_W + 16, lanes_bottom(t) + TL_AXIS);
-	viz_buf_puts(b, "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" "
-			"patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">"
-			"<rect width=\"2\" height=\"6\" fill=\"#c62828\" "
-			"fill-opacity=\".7\"/></pattern></defs>\n");
+		       "<svg class=\"timeline\" data-servers=\"%d\" data-sends=\"%zu\" "
+		       "data-matched=\"%zu\" viewBox=\"0 0 %.0f %.0f\" "
+		       "role=\"img\" aria-label=\"server states and RPCs over time\">\n",
+		       t->n_servers, rs->sends, rs->matched, TL_X0 + TL_W + 16,
+		       lanes_bottom(t) + TL_AXIS);
+	put_defs(b);
 	put_ticks(b, t, &s);
 	for (int id = 0; id < t->n_servers; id++)
 		put_lane(b, id, spans, n, &s);
+	for (int id = 0; id < t->n_servers; id++)
+		put_lane_marks(b, t, &s, id, max_len);
+	put_rpcs(b, t, &s, rpcs, n_rpcs);
 	for (size_t i = 0; i < t->n_entries; i++) {
 		if (t->entries[i].id == VIZ_ID_TEST)
 			put_marker(b, t, &s, i, &last_label_x);
@@ -1419,24 +2485,25 @@ static void put_end_row(struct viz_buf *b, const struct viz_test *t)
 
 static const char *row_class(const struct viz_test *t, size_t i)
 {
+	static const char *const cls[2][VIZ_EV_RESTART + 1] = {
+		{ "test", "test dis", "test rec", "test crash", "test rst" },
+		{ "test late", "test dis late", "test rec late", "test crash late",
+		  "test rst late" },
+	};
 	const struct viz_entry *e = &t->entries[i];
 	bool late = t->ended && i >= t->end_at;
-	bool disconnect;
 	int id;
 
 	if (e->id != VIZ_ID_TEST)
 		return late ? "late" : NULL;
-	if (!test_event(e, &disconnect, &id))
-		return late ? "test late" : "test";
-	if (disconnect)
-		return late ? "test dis late" : "test dis";
-	return late ? "test rec late" : "test rec";
+	return cls[late][viz_test_event(e, &id)];
 }
 
 /* One table row, with the states after the entry (as in the Go tool).
- * Rows that start a timeline span get an id for the span's link. */
+ * Every row has an id, for the links of the timeline's spans, arrows and
+ * marks. */
 static void put_row(struct viz_buf *b, const struct viz_test *t, const struct viz_replay *r,
-		    size_t i, bool anchor)
+		    size_t i)
 {
 	const struct viz_entry *e = &t->entries[i];
 	const char *cls = row_class(t, i);
@@ -1445,8 +2512,7 @@ static void put_row(struct viz_buf *b, const struct viz_test *t, const struct vi
 	viz_buf_puts(b, "<tr");
 	if (cls)
 		viz_buf_printf(b, " class=\"%s\"", cls);
-	if (anchor)
-		viz_buf_printf(b, " id=\"r%zu\"", i);
+	viz_buf_printf(b, " id=\"r%zu\"", i);
 	fmt_ms(rel, sizeof(rel), e->t_us - first_time(t));
 	viz_buf_printf(b, "><td class=\"t\">%s<i>+%s</i>", e->ts, rel);
 	if (t->have_test) {
@@ -1455,8 +2521,8 @@ static void put_row(struct viz_buf *b, const struct viz_test *t, const struct vi
 			viz_buf_escape(b, e->msg, e->msg_len);
 	}
 	for (int id = 0; id < t->n_servers; id++) {
-		viz_buf_printf(b, "<td class=\"%s%s\">", state_class(r->state[id]),
-			       r->disconnected[id] ? " x" : "");
+		viz_buf_printf(b, "<td class=\"%s%s%s\">", state_class(r->state[id]),
+			       r->disconnected[id] ? " x" : "", r->crashed[id] ? " z" : "");
 		if (id == e->id)
 			viz_buf_escape(b, e->msg, e->msg_len);
 	}
@@ -1466,7 +2532,6 @@ static void put_row(struct viz_buf *b, const struct viz_test *t, const struct vi
 static void put_table(struct viz_buf *b, const struct viz_test *t)
 {
 	struct viz_replay r;
-	int changed;
 
 	viz_replay_init(&r);
 	put_table_head(b, t);
@@ -1478,8 +2543,8 @@ static void put_table(struct viz_buf *b, const struct viz_test *t)
 		}
 		if (t->ended && i == t->end_at)
 			put_end_row(b, t);
-		changed = viz_replay_apply(&r, &t->entries[i]);
-		put_row(b, t, &r, i, changed >= 0 || t->entries[i].id == VIZ_ID_TEST);
+		(void)viz_replay_apply(&r, &t->entries[i]);
+		put_row(b, t, &r, i);
 	}
 	if (t->ended && t->end_at == t->n_entries)
 		put_end_row(b, t);
@@ -1509,21 +2574,30 @@ static void put_others(struct viz_buf *b, const struct viz_test *t)
 int viz_render_page(const struct viz_test *t, struct viz_buf *out)
 {
 	struct viz_span *spans = NULL;
-	size_t n = 0;
+	struct viz_rpc *rpcs = NULL;
+	struct viz_rpc_stats rs;
+	size_t n = 0, n_rpcs = 0;
 	int rv;
 
 	rv = viz_collect_spans(t, &spans, &n);
 	if (rv)
 		return rv;
+	rv = viz_match_rpcs(t, &rpcs, &n_rpcs, &rs);
+	if (rv)
+		goto out_free_spans;
 	put_head(out, t);
-	put_summary(out, t);
+	put_summary(out, t, &rs);
 	put_legend(out);
-	put_timeline(out, t, spans, n);
+	put_layers(out);
+	put_timeline(out, t, spans, n, rpcs, n_rpcs, &rs);
 	put_table(out, t);
 	put_others(out, t);
 	viz_buf_puts(out, "</body>\n</html>\n");
+	rv = out->err ? -out->err : 0;
+	free(rpcs);
+out_free_spans:
 	free(spans);
-	return out->err ? -out->err : 0;
+	return rv;
 }
 
 static int render_to(FILE *f, const struct viz_test *t)
@@ -1575,6 +2649,106 @@ int viz_write_page(const char *dir, const struct viz_test *t, char **path)
 		goto out_free_path;
 	}
 	rv = render_to(f, t);
+	if (fclose(f) != 0 && !rv)
+		rv = -errno;
+	if (!rv)
+		return 0;
+	fprintf(stderr, PROG ": cannot write %s: %s\n", *path, strerror(-rv));
+	if (unlink(*path) != 0)
+		fprintf(stderr, PROG ": cannot remove %s: %s\n", *path, strerror(errno));
+out_free_path:
+	free(*path);
+	*path = NULL;
+	return rv;
+}
+
+/* ---- The index page ---------------------------------------------------- */
+
+static const char index_css[] =
+	"body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 16px 24px;"
+	"color:#1f2328}\n"
+	"h1{font-size:21px;margin:14px 0 8px}\n"
+	"table.idx{border-collapse:collapse}\n"
+	"table.idx th,table.idx td{border:1px solid #ccc;padding:4px 10px;text-align:right}\n"
+	"table.idx th{background:#37474f;color:#fff}\n"
+	"table.idx td.n{text-align:left}\n"
+	"table.idx td.PASS{background:#c8e6c9}table.idx td.FAIL,table.idx td.ERROR{"
+	"background:#ffcdd2}table.idx td.INCOMPLETE{background:#ffe0b2}"
+	"table.idx td.SKIP{background:#eee}\n";
+
+static void put_index_row(struct viz_buf *b, const struct viz_test *t)
+{
+	const char *st = viz_status_name(t->status);
+	struct viz_stats s;
+	char dur[32];
+
+	viz_test_stats(t, &s);
+	if (t->go_secs >= 0)
+		(void)snprintf(dur, sizeof(dur), "%.2f s", t->go_secs);
+	else
+		(void)snprintf(dur, sizeof(dur), "%.2f s*", (double)s.duration_us / 1e6);
+	/* file_name is [A-Za-z0-9_-] only: safe in an href as it is. */
+	viz_buf_printf(b, "<tr data-test><td class=\"n\"><a href=\"%s.html\">", t->file_name);
+	viz_buf_escape(b, t->name, strlen(t->name));
+	if (t->dup)
+		viz_buf_printf(b, "_%zu", t->dup);
+	viz_buf_printf(b, "</a><td%s>%d%s<td class=\"%s\">%s<td>%s<td>%d<td>%zu<td>%zu<td>%zu",
+		       s.part_inferred ? " title=\"guessed from the log's words\"" : "", s.part,
+		       s.part_inferred ? "?" : "", st, st, dur, t->n_servers, s.elections,
+		       s.leaders, s.commits);
+	if (s.max_commit > -2)
+		viz_buf_printf(b, " (to %ld)", s.max_commit);
+	viz_buf_printf(b, "<td>%zu<td>%zu<td>%zu\n", s.submits, s.crashes, t->n_entries);
+}
+
+/* index.html: one row per test of the log, linking to its page. */
+int viz_render_index(const struct viz_log *log, struct viz_buf *out)
+{
+	size_t pass = 0;
+
+	for (size_t i = 0; i < log->n_tests; i++)
+		pass += log->tests[i].status == VIZ_PASS;
+	viz_buf_printf(out,
+		       "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+		       "<meta name=\"generator\" content=\"raft-testlog-viz\">\n"
+		       "<title>raft test log: %zu tests</title>\n<style>\n%s</style>\n</head>\n"
+		       "<body>\n<h1>%zu tests, %zu passed</h1>\n",
+		       log->n_tests, index_css, log->n_tests, pass);
+	viz_buf_puts(out, "<table class=\"idx\"><thead><tr><th>Test<th>Part<th>Status"
+			  "<th>Duration<th>Servers<th>Elections<th>Leaders<th>Commits"
+			  "<th>Submits<th>Crashes<th>Entries</tr></thead>\n<tbody>\n");
+	for (size_t i = 0; i < log->n_tests && !out->err; i++)
+		put_index_row(out, &log->tests[i]);
+	viz_buf_puts(out, "</tbody></table>\n<p>Part: from go test's package line, or guessed "
+			  "from the log's words (?). Duration: go test's, or first to last entry "
+			  "(*). Elections: \"becomes Candidate\" lines; Leaders: \"becomes "
+			  "Leader\"; Commits: \"leader sets commitIndex\" lines (to the highest "
+			  "commit index).</p>\n</body>\n</html>\n");
+	return out->err ? -out->err : 0;
+}
+
+/* Writes DIR/index.html; *path as in viz_write_page. */
+int viz_write_index(const char *dir, const struct viz_log *log, char **path)
+{
+	struct viz_buf b = { 0 };
+	FILE *f;
+	int rv;
+
+	if (asprintf(path, "%s/index.html", dir) < 0) {
+		*path = NULL;
+		return -ENOMEM;
+	}
+	f = create_page(*path);
+	if (!f) {
+		rv = -errno;
+		fprintf(stderr, PROG ": cannot create %s: %s\n", *path, strerror(errno));
+		goto out_free_path;
+	}
+	b.sink = f;
+	rv = viz_render_index(log, &b);
+	if (!rv)
+		rv = viz_buf_flush(&b);
+	viz_buf_free(&b);
 	if (fclose(f) != 0 && !rv)
 		rv = -errno;
 	if (!rv)
@@ -1640,6 +2814,25 @@ static void print_test(const struct viz_test *t)
 	       t->n_entries);
 }
 
+/* What matching found, after the Go tool's line: "... rpcs: 46 sent, 29
+ * arrived, 0 dropped, 0 delayed, 17 never arrived". */
+static int print_rpcs(const struct viz_test *t)
+{
+	struct viz_rpc_stats rs;
+	struct viz_rpc *rpcs;
+	size_t n;
+	int rv = viz_match_rpcs(t, &rpcs, &n, &rs);
+
+	if (rv) {
+		fprintf(stderr, PROG ": matching RPCs: %s\n", strerror(-rv));
+		return rv;
+	}
+	free(rpcs);
+	printf("... rpcs: %zu sent, %zu arrived, %zu dropped, %zu delayed, %zu never arrived\n",
+	       rs.sends, rs.matched, rs.dropped, rs.delayed, rs.lost);
+	return 0;
+}
+
 /* Like go test's last line: PASS, FAIL, or INCOMPLETE if some test has no
  * end marker and none failed. */
 static void print_overall(const struct viz_log *log)
@@ -1685,12 +2878,23 @@ static int read_input(struct viz_log *log)
 
 static int emit_all(struct viz_log *log, const char *dir)
 {
-	char *path;
+	char *path = NULL;
 	int rv = 0;
 
 	for (size_t i = 0; i < log->n_tests && !rv; i++) {
+		path = NULL;
 		print_test(&log->tests[i]);
-		rv = viz_write_page(dir, &log->tests[i], &path);
+		rv = print_rpcs(&log->tests[i]);
+		if (!rv)
+			rv = viz_write_page(dir, &log->tests[i], &path);
+		if (!rv)
+			printf("... Emitted file://%s\n\n", path);
+		free(path);
+	}
+	/* A whole run's log gets a page listing its tests. */
+	if (!rv && log->n_tests > 1) {
+		path = NULL;
+		rv = viz_write_index(dir, log, &path);
 		if (!rv)
 			printf("... Emitted file://%s\n\n", path);
 		free(path);

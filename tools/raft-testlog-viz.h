@@ -64,6 +64,7 @@ struct viz_test {
 	int n_servers; /* highest server id seen + 1 */
 	bool seen[VIZ_MAX_SERVERS];
 	bool have_test; /* some entry came from [TEST] */
+	int pkg_part;	/* N of ".../partN" on go test's "ok" line, 0 if none */
 
 	/* Parser state: raw times can go back at midnight. */
 	long long day_us, last_raw_us;
@@ -76,16 +77,23 @@ struct viz_log {
 	bool has_cur;
 	size_t n_lines;
 	size_t n_orphans; /* entry lines before the first test */
+	size_t pkg_from;  /* first test not yet given a package line's part */
 };
 
-/* Server states while the entries of one test are replayed in order. */
+/* Server states while the entries of one test are replayed in order.
+ * crashed is set by "[TEST] Crash N" and cleared by "Restart N" (part 3):
+ * a server that is down, not just cut off from the others. */
 struct viz_replay {
 	enum viz_state state[VIZ_MAX_SERVERS];
 	long term[VIZ_MAX_SERVERS];
 	bool disconnected[VIZ_MAX_SERVERS];
+	bool crashed[VIZ_MAX_SERVERS];
 };
 
-enum viz_span_kind { VIZ_SPAN_STATE, VIZ_SPAN_DISCONNECTED };
+/* What a [TEST] line does to the cluster, if anything. */
+enum viz_event { VIZ_EV_NONE, VIZ_EV_DISCONNECT, VIZ_EV_RECONNECT, VIZ_EV_CRASH, VIZ_EV_RESTART };
+
+enum viz_span_kind { VIZ_SPAN_STATE, VIZ_SPAN_DISCONNECTED, VIZ_SPAN_DOWN };
 
 /* A stretch of time one server spent in one state (and term), or
  * disconnected; row is the index of the entry that started it. */
@@ -96,6 +104,53 @@ struct viz_span {
 	long term;
 	long long t0_us, t1_us;
 	size_t row;
+};
+
+/* "No such row" in the row fields of struct viz_rpc. */
+#define VIZ_NO_ROW ((size_t)-1)
+
+enum viz_rpc_kind { VIZ_RV, VIZ_AE };
+
+/*
+ * One RPC as the log tells it. The request goes from the sender's
+ * "sending RequestVote to P" / "sending AppendEntries to P" line (send)
+ * to the receiver's "RequestVote: {...}" / "AppendEntries: {...}" line
+ * (recv); the reply from the receiver's "... RequestVote reply" /
+ * "AppendEntries reply" line (reply) to the sender's "received
+ * RequestVoteReply" / "AppendEntries reply from P" line (reply_recv).
+ * A request that neither arrived nor was dropped is lost: the peer was
+ * disconnected or crashed, or the log ends first.
+ */
+struct viz_rpc {
+	enum viz_rpc_kind kind;
+	int from, to;
+	bool heartbeat;	     /* AppendEntries with Entries:[] */
+	bool dropped;	     /* "drop ..." by the receiver's proxy or the sender */
+	bool drop_at_sender; /* Go part 3's "drop Call ..." */
+	bool delayed;	     /* "delay ..." by the receiver's proxy */
+	bool cut_off;	     /* sent while either end was disconnected or down */
+	bool ok;	     /* reply: VoteGranted:true / Success:true */
+	size_t send, recv, proxy, reply, reply_recv; /* rows, or VIZ_NO_ROW */
+	long long reply_term;			     /* Term: of the reply, -1 if none */
+};
+
+/* Counts of what matching found, for the page and the tests. */
+struct viz_rpc_stats {
+	size_t sends, matched, dropped, delayed, lost, replies, replies_matched;
+	size_t orphan_recvs; /* receipts with no send to match */
+};
+
+/* Per-test numbers for the index page. */
+struct viz_stats {
+	int part;	       /* 1, 2 or 3: from the package line or the log's words */
+	bool part_inferred;    /* true if guessed from the words */
+	size_t elections;      /* "becomes Candidate" lines */
+	size_t leaders;	       /* "becomes Leader" lines */
+	size_t commits;	       /* "leader sets commitIndex :=" lines */
+	long max_commit;       /* highest commit index seen, -2 if none */
+	size_t submits;	       /* "Submit received by" lines */
+	size_t crashes;	       /* "[TEST] Crash N" lines */
+	long long duration_us; /* first to last entry */
 };
 
 /* Output buffer with a sticky error. With a sink it flushes to it as it
@@ -121,6 +176,12 @@ void viz_sanitize_name(const char *name, char *out, size_t out_size);
 void viz_replay_init(struct viz_replay *r);
 int viz_replay_apply(struct viz_replay *r, const struct viz_entry *e);
 int viz_collect_spans(const struct viz_test *t, struct viz_span **spans, size_t *n);
+enum viz_event viz_test_event(const struct viz_entry *e, int *id);
+int viz_match_rpcs(const struct viz_test *t, struct viz_rpc **rpcs, size_t *n,
+		   struct viz_rpc_stats *stats);
+long viz_commit_index(const struct viz_entry *e);
+long viz_log_length(const struct viz_entry *e);
+void viz_test_stats(const struct viz_test *t, struct viz_stats *st);
 
 void viz_buf_put(struct viz_buf *b, const char *s, size_t n);
 void viz_buf_puts(struct viz_buf *b, const char *s);
@@ -131,5 +192,7 @@ void viz_buf_free(struct viz_buf *b);
 
 int viz_render_page(const struct viz_test *t, struct viz_buf *out);
 int viz_write_page(const char *dir, const struct viz_test *t, char **path);
+int viz_render_index(const struct viz_log *log, struct viz_buf *out);
+int viz_write_index(const char *dir, const struct viz_log *log, char **path);
 
 #endif

@@ -626,6 +626,314 @@ static void pages_are_written_safely(void **state)
 	viz_log_free(&log);
 }
 
+/* Matches the RPCs of text (one test); *stats filled. Free *rpcs. */
+static struct viz_rpc *match(struct viz_log *log, const char *text, size_t *n,
+			     struct viz_rpc_stats *stats)
+{
+	struct viz_rpc *rpcs;
+
+	viz_log_init(log);
+	read_str(log, text);
+	assert_int_equal(log->n_tests, 1);
+	assert_int_equal(viz_match_rpcs(&log->tests[0], &rpcs, n, stats), 0);
+	return rpcs;
+}
+
+/* Receipts that come in another order than the sends still find their
+ * own send (by receiver and args), and the votes find their way back. */
+static void rpcs_match_reordered_receipts(void **state)
+{
+	static const char text[] =
+		"=== RUN   T\n"
+		"01:00:00.000000 [0] sending RequestVote to 1: {Term:1 CandidateId:0 "
+		"LastLogIndex:-1 "
+		"LastLogTerm:-1}\n"
+		"01:00:00.000100 [0] sending RequestVote to 2: {Term:1 CandidateId:0 "
+		"LastLogIndex:-1 "
+		"LastLogTerm:-1}\n"
+		"01:00:00.001000 [2] RequestVote: {Term:1 CandidateId:0 LastLogIndex:-1 "
+		"LastLogTerm:-1} [currentTerm=1, votedFor=2]\n"
+		"01:00:00.001100 [2] ... RequestVote reply: &{Term:1 VoteGranted:false}\n"
+		"01:00:00.002000 [1] RequestVote: {Term:1 CandidateId:0 LastLogIndex:-1 "
+		"LastLogTerm:-1} [currentTerm=0, votedFor=-1]\n"
+		"01:00:00.002100 [1] ... RequestVote reply: &{Term:1 VoteGranted:true}\n"
+		"01:00:00.003000 [0] received RequestVoteReply {Term:1 VoteGranted:true}\n"
+		"01:00:00.003500 [0] received RequestVoteReply {Term:1 VoteGranted:false}\n";
+	struct viz_rpc_stats st;
+	struct viz_log log;
+	struct viz_rpc *r;
+	size_t n;
+	char *page;
+
+	(void)state;
+	r = match(&log, text, &n, &st);
+	assert_int_equal(n, 2);
+	assert_int_equal(r[0].to, 1);
+	assert_int_equal(r[0].recv, 4);
+	assert_int_equal(r[1].to, 2);
+	assert_int_equal(r[1].recv, 2);
+	assert_true(r[0].ok);
+	assert_false(r[1].ok);
+	assert_int_equal(r[0].reply, 5);
+	assert_int_equal(r[0].reply_recv, 6); /* the granted vote */
+	assert_int_equal(r[1].reply_recv, 7); /* the refused one */
+	assert_int_equal(st.sends, 2);
+	assert_int_equal(st.matched, 2);
+	assert_int_equal(st.replies_matched, 2);
+	assert_int_equal(st.lost, 0);
+	/* Granted and refused votes are told apart on the page. */
+	page = render(&log.tests[0]);
+	assert_int_equal(count(page, "<line class=\"rq rv\""), 2);
+	assert_int_equal(count(page, "<line class=\"rp ok rv\""), 1);
+	assert_int_equal(count(page, "<line class=\"rp no rv\""), 1);
+	assert_non_null(strstr(page, "data-sends=\"2\" data-matched=\"2\""));
+	free(page);
+	free(r);
+	viz_log_free(&log);
+}
+
+#define HB(t, to)                                                                                  \
+	"01:00:" t " [0] sending AppendEntries to " to ": ni=0, args={Term:1 LeaderId:0 "          \
+	"PrevLogIndex:-1 PrevLogTerm:-1 Entries:[] LeaderCommit:-1}\n"
+#define HB_RECV(t, at)                                                                             \
+	"01:00:" t " [" at "] AppendEntries: {Term:1 LeaderId:0 PrevLogIndex:-1 PrevLogTerm:-1 "   \
+	"Entries:[] LeaderCommit:-1}\n"
+
+/* Identical heartbeats match first-unmatched-first; one sent while its
+ * receiver was disconnected never arrives (a stub), and does not take
+ * the receipt of an identical one sent after the reconnection. */
+static void rpcs_identical_heartbeats_and_disconnection(void **state)
+{
+	static const char text[] = "=== RUN   T\n" HB("00.000000", "1") HB(
+		"00.050000", "1") HB_RECV("00.051000", "1")
+		HB_RECV("00.052000", "1") "01:00:00.060000 [TEST] Disconnect 1\n" HB(
+			"00.100000", "1") "01:00:00.120000 [TEST] Reconnect 1\n" HB("00.150000",
+										    "1")
+			HB_RECV("00.151000",
+				"1") "01:00:00.151100 [1] AppendEntries reply: {Term:1 "
+				     "Success:true}\n"
+				     "01:00:00.152000 [0] AppendEntries reply from 1 success: "
+				     "nextIndex := map[1:0], matchIndex := map[1:-1]\n";
+	struct viz_rpc_stats st;
+	struct viz_log log;
+	struct viz_rpc *r;
+	size_t n;
+	char *page;
+
+	(void)state;
+	r = match(&log, text, &n, &st);
+	assert_int_equal(n, 4);
+	assert_true(r[0].heartbeat);
+	assert_int_equal(r[0].recv, 2);
+	assert_int_equal(r[1].recv, 3);
+	assert_true(r[2].cut_off);
+	assert_int_equal(r[2].recv, VIZ_NO_ROW);
+	assert_int_equal(r[3].recv, 8);
+	assert_int_equal(r[3].reply, 9);
+	assert_int_equal(r[3].reply_recv, 10);
+	assert_true(r[3].ok);
+	assert_int_equal(st.matched, 3);
+	assert_int_equal(st.lost, 1);
+	page = render(&log.tests[0]);
+	assert_int_equal(count(page, "<line class=\"rq hb\""), 3);
+	assert_int_equal(count(page, "<line class=\"stub lost hb\""), 1);
+	assert_int_equal(count(page, "<line class=\"rp ok hb\""), 1);
+	/* The layer switches come before the timeline, checked: CSS only. */
+	assert_true(strstr(page, "id=\"ly-hb\" checked>") <
+		    strstr(page, "<svg class=\"timeline\""));
+	assert_non_null(strstr(page, "#ly-hb:not(:checked)~svg .hb"));
+	assert_null(strstr(page, "<script"));
+	free(page);
+	free(r);
+	viz_log_free(&log);
+}
+
+/* A request the receiver's proxy drops ends in a cross; one it delays is
+ * marked and still matched; Go part 3's sender-side "drop Call" (args in
+ * %v form) finds its send too. */
+static void rpcs_drops_and_delays(void **state)
+{
+	static const char text[] = "=== RUN   T\n" HB(
+		"00.000000",
+		"1") "01:00:00.001000 [1] drop AppendEntries\n"
+		     "01:00:00.010000 [0] sending RequestVote to 2: {Term:2 CandidateId:0 "
+		     "LastLogIndex:-1 "
+		     "LastLogTerm:-1}\n"
+		     "01:00:00.011000 [2] delay RequestVote\n"
+		     "01:00:00.086000 [2] RequestVote: {Term:2 CandidateId:0 LastLogIndex:-1 "
+		     "LastLogTerm:-1} [currentTerm=1, votedFor=-1]\n"
+		     "01:00:00.100000 [0] sending AppendEntries to 2: ni=0, args={Term:2 "
+		     "LeaderId:0 "
+		     "PrevLogIndex:-1 PrevLogTerm:-1 Entries:[{Command:5 Term:2}] "
+		     "LeaderCommit:-1}\n"
+		     "01:00:00.100100 [0] drop Call ConsensusModule.AppendEntries: {2 0 -1 -1 [{5 "
+		     "2}] -1}\n";
+	struct viz_rpc_stats st;
+	struct viz_log log;
+	struct viz_rpc *r;
+	size_t n;
+	char *page;
+
+	(void)state;
+	r = match(&log, text, &n, &st);
+	assert_int_equal(n, 3);
+	assert_true(r[0].dropped);
+	assert_false(r[0].drop_at_sender);
+	assert_int_equal(r[0].proxy, 1);
+	assert_int_equal(r[0].recv, VIZ_NO_ROW);
+	assert_true(r[1].delayed);
+	assert_int_equal(r[1].proxy, 3);
+	assert_int_equal(r[1].recv, 4);
+	assert_false(r[2].heartbeat);
+	assert_true(r[2].dropped);
+	assert_true(r[2].drop_at_sender);
+	assert_int_equal(st.dropped, 2);
+	assert_int_equal(st.delayed, 1);
+	assert_int_equal(st.matched, 1);
+	assert_int_equal(st.lost, 0);
+	page = render(&log.tests[0]);
+	assert_int_equal(count(page, "<path class=\"xx lost"), 2);
+	assert_int_equal(count(page, "<line class=\"dl rv\""), 1);
+	assert_int_equal(count(page, "<line class=\"rqx lost ae\""), 1);
+	free(page);
+	free(r);
+	viz_log_free(&log);
+}
+
+/* Part 4/5 ids are folded as the Go tool folds them: [kv N] into server
+ * N, [clientNNN] into TEST, the id kept in front of the message. */
+static void kv_and_client_ids_are_folded(void **state)
+{
+	struct viz_log log;
+	struct viz_test *t;
+
+	(void)state;
+	viz_log_init(&log);
+	read_str(&log, "=== RUN   T\n"
+		       "01:00:00.000001 [kv 1] applying Put\n"
+		       "01:00:00.000002 [client42] sending Put to 1\n"
+		       "01:00:00.000003 [kv 99] too big\n"
+		       "01:00:00.000004 [kv x] not a number\n"
+		       "01:00:00.000005 [client 4] a space\n");
+	t = &log.tests[0];
+	assert_int_equal(t->n_entries, 2);
+	assert_int_equal(t->entries[0].id, 1);
+	assert_string_equal(t->entries[0].msg, "kv 1 applying Put");
+	assert_int_equal(t->entries[1].id, VIZ_ID_TEST);
+	assert_string_equal(t->entries[1].msg, "client42 sending Put to 1");
+	assert_true(t->have_test);
+	assert_int_equal(t->n_servers, 2);
+	assert_false(t->seen[0]);
+	viz_log_free(&log);
+}
+
+/* Part 2/3 marks: commit index moves, Submit, log length, and Crash ...
+ * Restart as a down span apart from the disconnection. */
+static void commits_log_length_and_crashes(void **state)
+{
+	static const char text[] = "=== RUN   T\n"
+				   "01:00:00.000000 [0] becomes Leader; term=1, "
+				   "nextIndex=map[1:0], matchIndex=map[1:-1]; "
+				   "log=[]\n"
+				   "01:00:00.010000 [0] Submit received by Leader: 5\n"
+				   "01:00:00.010001 [0] ... log=[{5 1} {6 1}]\n"
+				   "01:00:00.020000 [0] leader sets commitIndex := 1\n"
+				   "01:00:00.021000 [1] ... log is now: [{5 1} {6 1}]\n"
+				   "01:00:00.022000 [1] ... setting commitIndex=1\n"
+				   "01:00:00.023000 [1] Submit received by Follower: 7\n"
+				   "01:00:00.030000 [TEST] Crash 1\n"
+				   "01:00:00.030001 [TEST] Disconnect 1\n"
+				   "01:00:00.040000 [TEST] Restart 1\n"
+				   "01:00:00.050000 [TEST] Reconnect 1\n";
+	struct viz_span *v = NULL;
+	struct viz_stats st;
+	struct viz_log log;
+	size_t n = 0, down = 0;
+	char *page;
+
+	(void)state;
+	viz_log_init(&log);
+	read_str(&log, text);
+	assert_int_equal(viz_commit_index(&log.tests[0].entries[3]), 1);
+	assert_int_equal(viz_commit_index(&log.tests[0].entries[5]), 1);
+	assert_int_equal(viz_commit_index(&log.tests[0].entries[1]), -2);
+	assert_int_equal(viz_log_length(&log.tests[0].entries[0]), 0);
+	assert_int_equal(viz_log_length(&log.tests[0].entries[2]), 2);
+	assert_int_equal(viz_log_length(&log.tests[0].entries[4]), 2);
+	assert_int_equal(viz_log_length(&log.tests[0].entries[1]), -1);
+	assert_int_equal(viz_collect_spans(&log.tests[0], &v, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].kind == VIZ_SPAN_DOWN) {
+			down++;
+			assert_int_equal(v[i].id, 1);
+			assert_int_equal(v[i].t0_us, 3600000000LL + 30000);
+			assert_int_equal(v[i].t1_us, 3600000000LL + 40000);
+		}
+	}
+	assert_int_equal(down, 1);
+	free(v);
+	viz_test_stats(&log.tests[0], &st);
+	assert_int_equal(st.part, 3); /* Crash */
+	assert_true(st.part_inferred);
+	assert_int_equal(st.leaders, 1);
+	assert_int_equal(st.commits, 1);
+	assert_int_equal(st.max_commit, 1);
+	assert_int_equal(st.submits, 2);
+	assert_int_equal(st.crashes, 1);
+	page = render(&log.tests[0]);
+	assert_int_equal(count(page, "<path class=\"cmt\" data-server=\"0\" data-commit=\"1\""), 1);
+	assert_int_equal(count(page, "<path class=\"cmt\" data-server=\"1\" data-commit=\"1\""), 1);
+	assert_int_equal(count(page, "<path class=\"sub\""), 1);
+	assert_int_equal(count(page, "<path class=\"sub no\""), 1);
+	assert_int_equal(count(page, "<rect class=\"down\" data-down=\"1\""), 1);
+	assert_int_equal(count(page, "<rect class=\"disc\" data-disconnected=\"1\""), 1);
+	assert_int_equal(count(page, "<path class=\"ll\""), 2);
+	assert_non_null(strstr(page, ">n2</text>"));
+	assert_non_null(strstr(page, "<line class=\"mk crash\""));
+	assert_non_null(strstr(page, "<line class=\"mk rst\""));
+	assert_non_null(strstr(page, "<td class=\"F x z\">")); /* down and cut off */
+	free(page);
+	viz_log_free(&log);
+}
+
+/* A log of several tests gets an index: one row per test with its part,
+ * status, duration, servers, elections and commits, linking its page. */
+static void index_lists_every_test(void **state)
+{
+	struct viz_buf b = { 0 };
+	struct viz_log log;
+
+	(void)state;
+	viz_log_init(&log);
+	read_file(&log, TESTDATA "go-TestElectionBasic.log");
+	read_file(&log, TESTDATA "go-TestCommitWithDisconnectionAndRecover.log");
+	read_str(&log, "=== RUN   TestElectionBasic\n01:00:00.000000 [0] becomes Candidate "
+		       "(currentTerm=1); log=[]\n--- FAIL: TestElectionBasic (0.10s)\n"
+		       "FAIL\tgithub.com/eliben/raft/part2\t0.5s\n"
+		       "=== RUN   Test<x>\n");
+	assert_int_equal(log.n_tests, 4);
+	assert_int_equal(viz_log_name_files(&log), 0);
+	assert_int_equal(viz_render_index(&log, &b), 0);
+	viz_buf_put(&b, "", 1);
+	assert_int_equal(count(b.p, "<tr data-test>"), 4);
+	/* The package line names the part of the tests it ends (all three). */
+	assert_non_null(strstr(b.p,
+			       "<a href=\"TestElectionBasic.html\">TestElectionBasic</a>"
+			       "<td>2<td class=\"PASS\">PASS<td>0.31 s<td>3<td>1<td>1<td>0<td>0"
+			       "<td>0<td>45\n"));
+	assert_non_null(strstr(b.p,
+			       "<a href=\"TestCommitWithDisconnectionAndRecover.html\">"
+			       "TestCommitWithDisconnectionAndRecover</a><td>2<td class=\"PASS\">"
+			       "PASS<td>1.64 s<td>3<td>6<td>2<td>2 (to 2)<td>3<td>0<td>278\n"));
+	assert_non_null(strstr(b.p, "<a href=\"TestElectionBasic_1.html\">TestElectionBasic_1</a>"
+				    "<td>2<td class=\"FAIL\">FAIL"));
+	assert_non_null(strstr(b.p, ">Test&lt;x&gt;</a><td title=\"guessed from the log's words\">"
+				    "1?<td class=\"INCOMPLETE\">"));
+	assert_null(strstr(b.p, "<script"));
+	viz_buf_free(&b);
+	viz_log_free(&log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -647,6 +955,12 @@ int main(void)
 		cmocka_unit_test(big_tables_are_chunked),
 		cmocka_unit_test(write_errors_are_reported),
 		cmocka_unit_test(pages_are_written_safely),
+		cmocka_unit_test(rpcs_match_reordered_receipts),
+		cmocka_unit_test(rpcs_identical_heartbeats_and_disconnection),
+		cmocka_unit_test(rpcs_drops_and_delays),
+		cmocka_unit_test(kv_and_client_ids_are_folded),
+		cmocka_unit_test(commits_log_length_and_crashes),
+		cmocka_unit_test(index_lists_every_test),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
