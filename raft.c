@@ -117,7 +117,7 @@ struct cm *cm_new(int id, const int *peer_ids, int npeers, struct server *server
 	size_t n = npeers > 0 ? (size_t)npeers : 1;
 
 	if (!cm || !(cm->peer_ids = calloc(n, sizeof(int))) ||
-	    !(cm->ae_in_flight = calloc(n, sizeof(bool))) || cond_init_monotonic(&cm->wake)) {
+	    !(cm->ae_in_flight = calloc(n, sizeof(int))) || cond_init_monotonic(&cm->wake)) {
 		log_printf("[%d] cm_new: %s", id, strerror(ENOMEM));
 		if (cm)
 			free(cm->peer_ids);
@@ -590,7 +590,7 @@ static void send_append_entries(void *arg)
 	if (server_call(cm->server, job->peer, &call) == 0)
 		handle_append_entries_reply(cm, &call.reply.ae);
 	pthread_mutex_lock(&cm->mu);
-	cm->ae_in_flight[peer_index(cm, job->peer)] = false;
+	cm->ae_in_flight[peer_index(cm, job->peer)]--;
 	pthread_mutex_unlock(&cm->mu);
 	free(job);
 }
@@ -615,17 +615,19 @@ void handle_append_entries_reply(struct cm *cm, const struct append_entries_repl
 }
 
 /*
- * Claims the right to send peer i a heartbeat: false while the last one is
- * still in flight. Go starts a new sender every 50 ms whatever happened to
- * the last; against a stalled peer they pile up without bound (goroutines
- * are cheap; our tasks hold threads). A healthy peer answers within
- * milliseconds, so for it nothing changes. Expects cm->mu held.
+ * Claims the right to send peer i a heartbeat: false while AE_MAX_IN_FLIGHT
+ * are still in flight to it. Go starts a new sender every 50 ms whatever
+ * happened to the last; against a stalled peer they pile up without bound
+ * (goroutines are cheap; our tasks hold threads). A healthy peer answers
+ * within milliseconds, and a slow one (RAFT_UNRELIABLE_RPC delays one
+ * request in ten by 75 ms) still gets every heartbeat, as in Go. Expects
+ * cm->mu held.
  */
 static bool claim_heartbeat(struct cm *cm, int i)
 {
-	if (cm->ae_in_flight[i])
+	if (cm->ae_in_flight[i] >= AE_MAX_IN_FLIGHT)
 		return false;
-	cm->ae_in_flight[i] = true;
+	cm->ae_in_flight[i]++;
 	return true;
 }
 

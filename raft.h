@@ -22,6 +22,12 @@ struct server;
  */
 #define CM_MAX_TERM (INT32_MAX / 4 * 3)
 
+/*
+ * AppendEntries a leader keeps in flight to one peer at most: a peer that
+ * does not answer holds this many senders, not one more per heartbeat.
+ */
+#define AE_MAX_IN_FLIGHT 4
+
 enum cm_state { CM_FOLLOWER, CM_CANDIDATE, CM_LEADER, CM_DEAD };
 
 /* Figure 2 of the Raft paper. Part 1 has no log, so the log fields are 0. */
@@ -93,8 +99,8 @@ struct cm {
 	/* Votes granted to us in current_term's election, our own included. */
 	int votes_received;
 
-	/* Per peer (as peer_ids): an AppendEntries to it is still in flight. */
-	bool *ae_in_flight;
+	/* Per peer (as peer_ids): AppendEntries to it still in flight. */
+	int *ae_in_flight;
 
 	/* Set by cm_stop; read without mu by the wait for "ready". */
 	atomic_bool stopping;
