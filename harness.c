@@ -319,7 +319,12 @@ static int find_leader(harness_t *h, int *leader_term)
 /* Go: CheckSingleLeader. */
 int harness_check_single_leader(harness_t *h, int *term)
 {
-	for (int r = 0; r < CHECK_TRIES; r++) {
+	return harness_check_single_leader_tries(h, CHECK_TRIES, term);
+}
+
+int harness_check_single_leader_tries(harness_t *h, int tries, int *term)
+{
+	for (int r = 0; r < tries; r++) {
 		int leader_term = -1;
 		int leader_id = find_leader(h, &leader_term);
 

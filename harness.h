@@ -40,6 +40,12 @@ harness_t *harness_try_new(int n, char *why, size_t whylen);
 
 struct server *harness_server(harness_t *h, int id);
 struct cm *harness_cm(harness_t *h, int id);
+/*
+ * CheckSingleLeader with another number of tries, 150 ms apart: the tests
+ * ported from part3/raft/raft_test.go use part3's harness, which tries 8
+ * times where part1's tries 5.
+ */
+int harness_check_single_leader_tries(harness_t *h, int tries, int *term);
 /* Fails the running test if the safety monitor has seen a violation. */
 void harness_check_safety(harness_t *h);
 /*

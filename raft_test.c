@@ -239,12 +239,18 @@ static struct cm *lock_voted_follower(harness_t *h, int n)
 	return NULL;
 }
 
+/* CheckSingleLeader of part3/raft/testharness.go, where these tests come from: 8 tries. */
+static int check_single_leader_part3(harness_t *h, int *term)
+{
+	return harness_check_single_leader_tries(h, 8, term);
+}
+
 /* becomeFollower keeps votedFor when the term stays: one vote per term. */
 static void TestBecomeFollowerSameTermPreservesVotedFor(void **state)
 {
 	harness_t *h = new_harness(state, 3);
 
-	harness_check_single_leader(h, NULL);
+	check_single_leader_part3(h, NULL);
 
 	struct cm *cm = lock_voted_follower(h, 3);
 	int saved_voted_for = cm->voted_for, saved_term = cm->current_term;
@@ -264,7 +270,7 @@ static void TestBecomeFollowerHigherTermResetsVotedFor(void **state)
 {
 	harness_t *h = new_harness(state, 3);
 
-	harness_check_single_leader(h, NULL);
+	check_single_leader_part3(h, NULL);
 
 	struct cm *cm = lock_voted_follower(h, 3);
 	int saved_term = cm->current_term;
@@ -287,13 +293,13 @@ static void TestStaleVoteReplyIgnored(void **state)
 {
 	harness_t *h = new_harness(state, 5);
 	int orig_term, new_term;
-	int orig_leader_id = harness_check_single_leader(h, &orig_term);
+	int orig_leader_id = check_single_leader_part3(h, &orig_term);
 
 	/* Disconnect the leader so a new election happens. */
 	harness_disconnect_peer(h, orig_leader_id);
 	sleep_ms(450);
 
-	int new_leader_id = harness_check_single_leader(h, &new_term);
+	int new_leader_id = check_single_leader_part3(h, &new_term);
 	if (new_term <= orig_term)
 		fail_msg("expected newTerm > origTerm, got %d <= %d", new_term, orig_term);
 
@@ -307,7 +313,7 @@ static void TestStaleVoteReplyIgnored(void **state)
 	sleep_ms(450);
 
 	/* The key assertion: one leader (and the monitor: one per term, ever). */
-	harness_check_single_leader(h, NULL);
+	check_single_leader_part3(h, NULL);
 }
 
 /* A follower that voted for leader_id in term, or -1. */
@@ -341,7 +347,7 @@ static void TestSameTermDoubleVotePrevented(void **state)
 
 	for (int attempt = 0; attempt < 5; attempt++, sleep_ms(50)) {
 		int leader_term;
-		int leader_id = harness_check_single_leader(h, &leader_term);
+		int leader_id = check_single_leader_part3(h, &leader_term);
 
 		/* Find a follower that voted for the leader. */
 		int follower_id = find_voter(h, leader_id, leader_term);
@@ -376,13 +382,13 @@ static void TestElectionSafetyStress(void **state)
 	harness_t *h = new_harness(state, 5);
 
 	for (int cycle = 0; cycle < 8; cycle++) {
-		int leader_id = harness_check_single_leader(h, NULL);
+		int leader_id = check_single_leader_part3(h, NULL);
 
 		harness_disconnect_peer(h, leader_id);
 		sleep_ms(350);
 
 		/* Check that there's exactly one leader. */
-		harness_check_single_leader(h, NULL);
+		check_single_leader_part3(h, NULL);
 
 		harness_reconnect_peer(h, leader_id);
 		sleep_ms(150);
@@ -390,7 +396,7 @@ static void TestElectionSafetyStress(void **state)
 
 	/* Final check after all the churn. */
 	sleep_ms(300);
-	harness_check_single_leader(h, NULL);
+	check_single_leader_part3(h, NULL);
 }
 
 /* ---- one CM, driven by hand ------------------------------------------------ */
