@@ -12,11 +12,12 @@
 #include "lib/commit_monitor.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lib/testing.h"
 
 /* The first delivery at one index. */
 struct delivery {
@@ -32,8 +33,7 @@ struct commit_monitor {
 	int *next_index;	/* per server: the index it must deliver next */
 	struct delivery *first; /* per index, the first delivery; nfirst of them */
 	size_t nfirst, cap;
-	bool violated;
-	char why[256];
+	struct verdict verdict;
 };
 
 struct commit_monitor *commit_monitor_new(int n)
@@ -59,22 +59,6 @@ void commit_monitor_free(struct commit_monitor *m)
 	free(m->next_index);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
-}
-
-/* Records the first violation only: it is the one that explains the rest. */
-static void violation(struct commit_monitor *m, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void violation(struct commit_monitor *m, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (m->violated)
-		return;
-	m->violated = true;
-	va_start(ap, fmt);
-	vsnprintf(m->why, sizeof(m->why), fmt, ap);
-	va_end(ap);
 }
 
 /* Records the first delivery at index (== m->nfirst). Expects m->mu held. */
@@ -109,12 +93,13 @@ void commit_delivered(struct commit_monitor *m, int id, int index, int term, con
 {
 	pthread_mutex_lock(&m->mu);
 	if (id < 0 || id >= m->n) {
-		violation(m, "delivery from unknown server %d", id);
+		verdict_record(&m->verdict, "delivery from unknown server %d", id);
 		goto out_unlock;
 	}
 	if (index != m->next_index[id]) {
-		violation(m, "server %d delivered index %d, expected %d (%s)", id, index,
-			  m->next_index[id], index < m->next_index[id] ? "a repeat" : "a gap");
+		verdict_record(&m->verdict, "server %d delivered index %d, expected %d (%s)", id,
+			       index, m->next_index[id],
+			       index < m->next_index[id] ? "a repeat" : "a gap");
 		goto out_unlock;
 	}
 	m->next_index[id]++;
@@ -122,12 +107,13 @@ void commit_delivered(struct commit_monitor *m, int id, int index, int term, con
 		const struct delivery *d = &m->first[index];
 
 		if (d->term != term || d->len != len || (len && memcmp(d->cmd, cmd, len) != 0))
-			violation(m,
-				  "servers %d and %d delivered different entries at index %d "
-				  "(terms %d and %d)",
-				  d->id, id, index, d->term, term);
+			verdict_record(&m->verdict,
+				       "servers %d and %d delivered different entries at index %d "
+				       "(terms %d and %d)",
+				       d->id, id, index, d->term, term);
 	} else if (!record_first(m, id, term, cmd, len)) {
-		violation(m, "server %d: cannot record index %d (out of memory)", id, index);
+		verdict_record(&m->verdict, "server %d: cannot record index %d (out of memory)", id,
+			       index);
 	}
 out_unlock:
 	pthread_mutex_unlock(&m->mu);
@@ -138,9 +124,7 @@ bool commit_violation(struct commit_monitor *m, char *why, size_t whylen)
 	bool violated;
 
 	pthread_mutex_lock(&m->mu);
-	violated = m->violated;
-	if (violated)
-		snprintf(why, whylen, "%s", m->why);
+	violated = verdict_read(&m->verdict, why, whylen);
 	pthread_mutex_unlock(&m->mu);
 	return violated;
 }
@@ -148,7 +132,6 @@ bool commit_violation(struct commit_monitor *m, char *why, size_t whylen)
 void commit_monitor_reset_violation(struct commit_monitor *m)
 {
 	pthread_mutex_lock(&m->mu);
-	m->violated = false;
-	m->why[0] = '\0';
+	m->verdict = (struct verdict){ .violated = false };
 	pthread_mutex_unlock(&m->mu);
 }

@@ -35,8 +35,7 @@ struct safety_monitor {
 	int *last_term;		     /* per server, the last term it reported */
 	struct term_leader *leaders; /* sorted by term */
 	size_t nleaders, cap;
-	bool violated;
-	char why[256];
+	struct verdict verdict;
 };
 
 struct safety_monitor *safety_monitor_new(int n)
@@ -62,27 +61,31 @@ void safety_monitor_free(struct safety_monitor *m)
 	free(m);
 }
 
-/* Records the first violation only: it is the one that explains the rest. */
-static void violation(struct safety_monitor *m, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void violation(struct safety_monitor *m, const char *fmt, ...)
+void verdict_record(struct verdict *v, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (m->violated)
+	if (v->violated)
 		return;
-	m->violated = true;
+	v->violated = true;
 	va_start(ap, fmt);
-	vsnprintf(m->why, sizeof(m->why), fmt, ap);
+	vsnprintf(v->why, sizeof(v->why), fmt, ap);
 	va_end(ap);
+}
+
+bool verdict_read(const struct verdict *v, char *why, size_t whylen)
+{
+	if (v->violated)
+		snprintf(why, whylen, "%s", v->why);
+	return v->violated;
 }
 
 void safety_term_changed(struct safety_monitor *m, int id, int old_term, int new_term)
 {
 	pthread_mutex_lock(&m->mu);
 	if (new_term < old_term || (id >= 0 && id < m->n && new_term < m->last_term[id]))
-		violation(m, "server %d: term went down from %d to %d", id, old_term, new_term);
+		verdict_record(&m->verdict, "server %d: term went down from %d to %d", id, old_term,
+			       new_term);
 	if (id >= 0 && id < m->n)
 		m->last_term[id] = new_term;
 	pthread_mutex_unlock(&m->mu);
@@ -130,10 +133,11 @@ void safety_became_leader(struct safety_monitor *m, int id, int term)
 	i = find_term(m, term);
 	if (i < m->nleaders && m->leaders[i].term == term) {
 		if (m->leaders[i].leader != id)
-			violation(m, "two leaders in term %d: %d and %d", term,
-				  m->leaders[i].leader, id);
+			verdict_record(&m->verdict, "two leaders in term %d: %d and %d", term,
+				       m->leaders[i].leader, id);
 	} else if (term < 0 || !insert_leader(m, i, term, id)) {
-		violation(m, "server %d: cannot record leadership of term %d", id, term);
+		verdict_record(&m->verdict, "server %d: cannot record leadership of term %d", id,
+			       term);
 	}
 	pthread_mutex_unlock(&m->mu);
 }
@@ -143,9 +147,7 @@ bool safety_violation(struct safety_monitor *m, char *why, size_t whylen)
 	bool violated;
 
 	pthread_mutex_lock(&m->mu);
-	violated = m->violated;
-	if (violated)
-		snprintf(why, whylen, "%s", m->why);
+	violated = verdict_read(&m->verdict, why, whylen);
 	pthread_mutex_unlock(&m->mu);
 	return violated;
 }

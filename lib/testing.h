@@ -47,6 +47,19 @@ bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why
 #define LEAK_TIMEOUT_MS 100
 
 /*
+ * What a safety monitor saw wrong: the first violation only, as it is the
+ * one that explains the rest. The monitor's own lock guards it.
+ */
+struct verdict {
+	bool violated;
+	char why[256];
+};
+/* Records a violation, unless one is recorded already. */
+void verdict_record(struct verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* true if a violation is recorded; its description goes to why. */
+bool verdict_read(const struct verdict *v, char *why, size_t whylen);
+
+/*
  * Election-safety monitor: remembers every (term, leader) and every term
  * change; a second leader in one term or a term going down is a violation.
  * Sparse in terms: a hostile term of 2^31-1 costs one entry. Thread-safe;
