@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct raft_env {
 };
 
 static struct raft_env env;
+static atomic_bool debug_paused;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -54,7 +56,12 @@ static const struct raft_env *get_env(void)
 
 bool raft_debug_enabled(void)
 {
-	return get_env()->debug;
+	return get_env()->debug && !atomic_load(&debug_paused);
+}
+
+void raft_debug_pause(bool paused)
+{
+	atomic_store(&debug_paused, paused);
 }
 
 bool raft_unreliable_rpc(void)

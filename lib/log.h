@@ -16,6 +16,11 @@ void log_vprintf_prefixed(const char *prefix, const char *fmt, va_list ap)
 
 /* Read once. RAFT_DEBUG=0 turns the CM's dlog off (Go's DebugCM). */
 bool raft_debug_enabled(void);
+/*
+ * TEST HOOK: pauses the CM's dlog (true) or gives it back to RAFT_DEBUG
+ * (false), for a test whose steps the log would slow down too much.
+ */
+void raft_debug_pause(bool paused);
 bool raft_unreliable_rpc(void);	       /* RAFT_UNRELIABLE_RPC set and not empty */
 bool raft_force_more_reelection(void); /* RAFT_FORCE_MORE_REELECTION */
 

@@ -937,14 +937,19 @@ static int build_append_entries(struct cm *cm, int i, int term, struct append_en
 	return ni;
 }
 
-static void send_append_entries(void *arg)
+/*
+ * Sends one AppendEntries to job->peer and handles its reply; a follow-up
+ * (rest) is sent only if the log holds entries past the peer's nextIndex.
+ * Returns true when the message carried AE_MAX_ENTRIES and was accepted:
+ * the heartbeat has more entries to carry.
+ */
+static bool send_one_append_entries(struct send_job *job, bool rest)
 {
-	struct send_job *job = arg;
 	struct cm *cm = job->cm;
 	struct rpc_call call = { .method = RPC_APPEND_ENTRIES };
 	int i = peer_index(cm, job->peer), ni = 0;
 	char buf[FMT_SIZE];
-	bool send;
+	bool send, more = false;
 
 	pthread_mutex_lock(&cm->mu);
 	/*
@@ -952,7 +957,8 @@ static void send_append_entries(void *arg)
 	 * builds the request anyway, from a nextIndex that may be another
 	 * term's by now, and sends it with the old term.
 	 */
-	send = cm->state == CM_LEADER && cm->current_term == job->term;
+	send = cm->state == CM_LEADER && cm->current_term == job->term &&
+	       (!rest || cm->next_index[i] < cm->log_len);
 	if (send)
 		ni = build_append_entries(cm, i, job->term, &call.args.ae);
 	pthread_mutex_unlock(&cm->mu);
@@ -960,11 +966,32 @@ static void send_append_entries(void *arg)
 	if (send) {
 		dlog(cm, "sending AppendEntries to %d: ni=%d, args=%s", job->peer, ni,
 		     format_ae_args(&call.args.ae, buf, sizeof(buf)));
-		if (server_call(cm->server, job->peer, &call) == 0)
+		if (server_call(cm->server, job->peer, &call) == 0) {
 			handle_append_entries_reply(cm, job->peer, job->term, ni,
 						    call.args.ae.nentries, &call.reply.ae);
+			more = call.reply.ae.success && call.args.ae.nentries == AE_MAX_ENTRIES;
+		}
 	}
 	free(call.args.ae.entries);
+	return more;
+}
+
+/*
+ * One peer's part of a heartbeat. Go's heartbeat carries every entry from
+ * nextIndex on in one message; ours carries at most AE_MAX_ENTRIES, so a
+ * heartbeat cut short goes on at once with the rest while the peer accepts,
+ * instead of leaving it to the next heartbeat 50 ms later (5,000 submitted
+ * entries took five heartbeats: 15,000 commits/s where Go's bench makes
+ * 50,000).
+ */
+static void send_append_entries(void *arg)
+{
+	struct send_job *job = arg;
+	struct cm *cm = job->cm;
+	int i = peer_index(cm, job->peer);
+
+	for (bool rest = false; send_one_append_entries(job, rest);)
+		rest = true;
 	pthread_mutex_lock(&cm->mu);
 	cm->ae_in_flight[i]--;
 	pthread_mutex_unlock(&cm->mu);

