@@ -267,28 +267,45 @@ static int parse_count(const char *prog, const char *s, int *count)
 	return 0;
 }
 
-/* Copies the tests whose names match pattern (all if NULL) into sel. */
-static int select_tests(const char *prog, const char *pattern, const struct CMUnitTest *tests,
-			size_t ntests, struct CMUnitTest *sel, size_t *nsel)
+/* Compiles a -run or -skip pattern; 0, or -EINVAL after saying why. */
+static int compile(const char *prog, const char *flag, const char *pattern, regex_t *re)
 {
-	regex_t re;
-	int rc;
+	int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
 
-	*nsel = 0;
-	if (!pattern)
-		pattern = "";
-	rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
 	if (rc) {
 		char msg[256];
 
-		regerror(rc, &re, msg, sizeof(msg));
-		fprintf(stderr, "%s: invalid -run regexp \"%s\": %s\n", prog, pattern, msg);
+		regerror(rc, re, msg, sizeof(msg));
+		fprintf(stderr, "%s: invalid %s regexp \"%s\": %s\n", prog, flag, pattern, msg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Copies the tests whose names match pattern (all if NULL) and not skip
+ * (none skipped if NULL) into sel.
+ */
+static int select_tests(const char *prog, const char *pattern, const char *skip,
+			const struct CMUnitTest *tests, size_t ntests, struct CMUnitTest *sel,
+			size_t *nsel)
+{
+	regex_t re, skip_re;
+
+	*nsel = 0;
+	if (compile(prog, "-run", pattern ? pattern : "", &re) < 0)
+		return -EINVAL;
+	if (skip && compile(prog, "-skip", skip, &skip_re) < 0) {
+		regfree(&re);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < ntests; i++)
-		if (regexec(&re, tests[i].name, 0, NULL, 0) == 0)
+		if (regexec(&re, tests[i].name, 0, NULL, 0) == 0 &&
+		    !(skip && regexec(&skip_re, tests[i].name, 0, NULL, 0) == 0))
 			sel[(*nsel)++] = tests[i];
 	regfree(&re);
+	if (skip)
+		regfree(&skip_re);
 	return 0;
 }
 
@@ -311,6 +328,7 @@ static void settle_runtime_threads(void)
 
 struct flags {
 	const char *pattern; /* -run */
+	const char *skip;    /* -skip */
 	int count;	     /* -count */
 	bool list;	     /* -list: the pattern is -list's */
 };
@@ -322,11 +340,14 @@ static int parse_flags(const char *prog, int argc, char **argv, struct flags *f)
 		    i + 1 < argc) {
 			f->list = f->list || strcmp(argv[i], "-list") == 0;
 			f->pattern = argv[++i];
+		} else if (strcmp(argv[i], "-skip") == 0 && i + 1 < argc) {
+			f->skip = argv[++i];
 		} else if (strcmp(argv[i], "-count") == 0 && i + 1 < argc) {
 			if (parse_count(prog, argv[++i], &f->count) < 0)
 				return -EINVAL;
 		} else {
-			fprintf(stderr, "usage: %s [-run REGEX] [-count N] | -list REGEX\n", prog);
+			fprintf(stderr, "usage: %s [-run REGEX] [-skip REGEX] [-count N] | -list REGEX\n",
+				prog);
 			return -EINVAL;
 		}
 	}
@@ -346,7 +367,7 @@ int go_test_main(const char *prog, const struct CMUnitTest *tests, size_t ntests
 		return 2;
 	}
 	if (parse_flags(prog, argc, argv, &f) < 0 ||
-	    select_tests(prog, f.pattern, tests, ntests, sel, &n) < 0) {
+	    select_tests(prog, f.pattern, f.skip, tests, ntests, sel, &n) < 0) {
 		free(sel);
 		return 2;
 	}

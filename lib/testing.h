@@ -19,8 +19,9 @@ struct CMUnitTest;
 
 /*
  * The main() of a cmocka test program, with go test's flags: -run REGEX
- * (POSIX extended, unanchored: every test whose name matches) and -count N
- * (runs the selection N times), or -list REGEX (prints the names of the
+ * (POSIX extended, unanchored: every test whose name matches), -skip REGEX
+ * (but not those that match it, as go test -skip since Go 1.20) and
+ * -count N (runs the selection N times), or -list REGEX (prints the names of the
  * tests that match, one per line, and runs none). Returns the exit status:
  * 0 if every test passed, 1 if one failed, 2 on a bad flag or pattern.
  */
