@@ -433,7 +433,6 @@ static void cm_free_parts(struct cm *cm)
 	free(cm->log);
 	free(cm->peer_ids);
 	free(cm->ae_in_flight);
-	free(cm->ae_again);
 	free(cm->next_index);
 	free(cm->match_index);
 	chan_free(cm->new_commit_ready_chan);
@@ -450,8 +449,7 @@ struct cm *cm_new(int id, const int *peer_ids, int npeers, struct server *server
 	size_t n = npeers > 0 ? (size_t)npeers : 1;
 
 	if (!cm || !(cm->peer_ids = calloc(n, sizeof(int))) ||
-	    !(cm->ae_in_flight = calloc(n, sizeof(bool))) ||
-	    !(cm->ae_again = calloc(n, sizeof(bool))) ||
+	    !(cm->ae_in_flight = calloc(n, sizeof(int))) ||
 	    !(cm->next_index = calloc(n, sizeof(int))) ||
 	    !(cm->match_index = calloc(n, sizeof(int))) ||
 	    !(cm->new_commit_ready_chan = chan_new(1, 16)) ||
@@ -1182,45 +1180,61 @@ static int build_append_entries(struct cm *cm, int i, int term, struct append_en
 	return ni;
 }
 
-static void send_append_entries(void *arg)
+/*
+ * Sends one AppendEntries to job->peer and handles its reply; a follow-up
+ * (rest) is sent only if the log holds entries past the peer's nextIndex.
+ * Returns true when the message carried AE_MAX_ENTRIES and was accepted:
+ * the round has more entries to carry.
+ */
+static bool send_one_append_entries(struct send_job *job, bool rest)
 {
-	struct send_job *job = arg;
 	struct cm *cm = job->cm;
 	struct rpc_call call = { .method = RPC_APPEND_ENTRIES };
 	int i = peer_index(cm, job->peer), ni = 0;
 	char buf[FMT_SIZE];
-	bool send, again;
+	bool send, more = false;
 
-	do {
-		memset(&call.args.ae, 0, sizeof(call.args.ae));
-		pthread_mutex_lock(&cm->mu);
-		/*
-		 * SAFETY: a sender started for a term that has ended sends nothing.
-		 * Go builds the request anyway, from a nextIndex that may be
-		 * another term's by now, and sends it with the old term.
-		 */
-		send = cm->state == CM_LEADER && cm->current_term == job->term;
-		if (send)
-			ni = build_append_entries(cm, i, job->term, &call.args.ae);
-		pthread_mutex_unlock(&cm->mu);
+	pthread_mutex_lock(&cm->mu);
+	/*
+	 * SAFETY: a sender started for a term that has ended sends nothing. Go
+	 * builds the request anyway, from a nextIndex that may be another
+	 * term's by now, and sends it with the old term.
+	 */
+	send = cm->state == CM_LEADER && cm->current_term == job->term &&
+	       (!rest || cm->next_index[i] < cm->log_len);
+	if (send)
+		ni = build_append_entries(cm, i, job->term, &call.args.ae);
+	pthread_mutex_unlock(&cm->mu);
 
-		if (send) {
-			dlog(cm, "sending AppendEntries to %d: ni=%d, args=%s", job->peer, ni,
-			     format_ae_args(&call.args.ae, true, buf, sizeof(buf)));
-			if (server_call(cm->server, job->peer, &call) == 0)
-				handle_append_entries_reply(cm, job->peer, job->term, ni,
-							    call.args.ae.nentries, &call.reply.ae);
+	if (send) {
+		dlog(cm, "sending AppendEntries to %d: ni=%d, args=%s", job->peer, ni,
+		     format_ae_args(&call.args.ae, true, buf, sizeof(buf)));
+		if (server_call(cm->server, job->peer, &call) == 0) {
+			handle_append_entries_reply(cm, job->peer, job->term, ni,
+						    call.args.ae.nentries, &call.reply.ae);
+			more = call.reply.ae.success && call.args.ae.nentries == AE_MAX_ENTRIES;
 		}
-		free(call.args.ae.entries);
-		/* A round asked for while this one was in flight is sent now. */
-		pthread_mutex_lock(&cm->mu);
-		again = send && cm->ae_again[i] && cm->state == CM_LEADER &&
-			cm->current_term == job->term;
-		cm->ae_again[i] = false;
-		if (!again)
-			cm->ae_in_flight[i] = false;
-		pthread_mutex_unlock(&cm->mu);
-	} while (again);
+	}
+	free(call.args.ae.entries);
+	return more;
+}
+
+/*
+ * One peer's part of a round of AEs. Go's AppendEntries carries every entry
+ * from nextIndex on in one message; ours carries at most AE_MAX_ENTRIES, so
+ * a round cut short goes on at once with the rest while the peer accepts.
+ */
+static void send_append_entries(void *arg)
+{
+	struct send_job *job = arg;
+	struct cm *cm = job->cm;
+	int i = peer_index(cm, job->peer);
+
+	for (bool rest = false; send_one_append_entries(job, rest);)
+		rest = true;
+	pthread_mutex_lock(&cm->mu);
+	cm->ae_in_flight[i]--;
+	pthread_mutex_unlock(&cm->mu);
 	free(job);
 }
 
@@ -1331,20 +1345,22 @@ out_unlock:
 }
 
 /*
- * Claims the right to send peer i a heartbeat: false while the last one is
- * still in flight. Go starts a new sender at every round whatever happened
- * to the last; against a stalled peer they pile up without bound
+ * Claims the right to send peer i an AppendEntries: false while
+ * AE_MAX_IN_FLIGHT are still in flight to it. Go starts a new sender at
+ * every round (each heartbeat, Submit, commit-index change) whatever
+ * happened to the last; against a stalled peer they pile up without bound
  * (goroutines are cheap; our tasks hold threads). A healthy peer answers
- * within milliseconds, and the sender in flight then sends the round asked
- * for meanwhile (ae_again), so for it nothing changes. Expects cm->mu held.
+ * within milliseconds, so a round triggered by Submit goes out at once even
+ * while the last heartbeat is in flight, as in Go (with one sender per peer
+ * it waited for that heartbeat's reply, up to 5 ms, and
+ * TestDisconnectAfterSubmit's 1 ms before the disconnect was too short).
+ * Expects cm->mu held.
  */
 static bool claim_heartbeat(struct cm *cm, int i)
 {
-	if (cm->ae_in_flight[i]) {
-		cm->ae_again[i] = true;
+	if (cm->ae_in_flight[i] >= AE_MAX_IN_FLIGHT)
 		return false;
-	}
-	cm->ae_in_flight[i] = true;
+	cm->ae_in_flight[i]++;
 	return true;
 }
 

@@ -26,6 +26,12 @@ struct storage;
 #define CM_MAX_TERM (INT32_MAX / 4 * 3)
 
 /*
+ * AppendEntries a leader keeps in flight to one peer at most: a peer that
+ * does not answer holds this many senders, not one more per round.
+ */
+#define AE_MAX_IN_FLIGHT 4
+
+/*
  * A client command: opaque bytes, at most CM_COMMAND_MAX of them (Go's
  * Command any). The tests submit ints as their decimal digits, so that the
  * log shows them as Go shows ints; see format_command.
@@ -175,10 +181,8 @@ struct cm {
 	/* Votes granted to us in current_term's election, our own included. */
 	int votes_received;
 
-	/* Per peer (as peer_ids): an AppendEntries to it is still in flight. */
-	bool *ae_in_flight;
-	/* Per peer: another round was asked for while one was in flight. */
-	bool *ae_again;
+	/* Per peer (as peer_ids): AppendEntries to it still in flight. */
+	int *ae_in_flight;
 
 	/* Set by cm_stop; read without mu by the wait for "ready". */
 	atomic_bool stopping;
