@@ -346,7 +346,8 @@ static int parse_flags(const char *prog, int argc, char **argv, struct flags *f)
 			if (parse_count(prog, argv[++i], &f->count) < 0)
 				return -EINVAL;
 		} else {
-			fprintf(stderr, "usage: %s [-run REGEX] [-skip REGEX] [-count N] | -list REGEX\n",
+			fprintf(stderr,
+				"usage: %s [-run REGEX] [-skip REGEX] [-count N] | -list REGEX\n",
 				prog);
 			return -EINVAL;
 		}

@@ -16,7 +16,7 @@
 #                                  NICE=-10 runs it under nice -n -10 (root);
 #                                  KEEP_GOING=1 counts failures instead of stopping
 
-.PHONY: asan asan-part1 asan-part2 asan-robust lint lint-deps cppcheck clang-tidy format-check gates stress
+.PHONY: asan asan-part1 asan-part2 asan-part3 asan-robust lint lint-deps cppcheck clang-tidy format-check gates stress
 
 # ---- AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer -----------
 
@@ -34,7 +34,7 @@ build-asan/%.o: %.c $(CORE_HDRS) | deps
 build-asan/raft_test: $(patsubst %.c,build-asan/%.o,$(CORE_SRCS) raft_test.c)
 	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
 
-asan: asan-part1 asan-part2
+asan: asan-part1 asan-part2 asan-part3
 
 asan-part1: build-asan/raft_test
 	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
@@ -51,6 +51,34 @@ build-asan/part2/raft_test: $(patsubst %.c,build-asan/%.o,$(PART2_SRCS) part2/ra
 asan-part2: build-asan/part2/raft_test
 	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
 		./build-asan/part2/raft_test $(if $(RUN),-run '$(RUN)')
+
+# Part 3 (part3/part3.mk): the Raft tests (without the two that race in Go
+# too, as make test), the storage tests and the crash test, whose
+# raft_server children are built under the same sanitizers.
+build-asan/part3/%.o: part3/%.c $(PART3_HDRS) $(PART3_LIB_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -c $< -o $@
+
+build-asan/part3/raft_test: $(patsubst %.c,build-asan/%.o,$(PART3_SRCS) part3/raft_test.c $(PART3_LIB_SRCS))
+	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
+
+build-asan/part3/storage_test: $(patsubst %.c,build-asan/%.o,$(PART3_STORAGE_TEST_SRCS))
+	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
+
+build-asan/part3/raft_server: $(patsubst %.c,build-asan/%.o,$(PART3_SERVER_SRCS))
+	$(CC) $(ASAN_FLAGS) $^ $(LDLIBS_BASE) -o $@
+
+build-asan/part3/crash_test: $(patsubst %.c,build-asan/%.o,$(PART3_CRASH_TEST_SRCS)) \
+		build-asan/part3/raft_server
+	$(CC) $(ASAN_FLAGS) $(filter %.o,$^) $(LDLIBS_BASE) -o $@
+
+asan-part3: build-asan/part3/raft_test build-asan/part3/storage_test build-asan/part3/crash_test
+	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
+		./build-asan/part3/raft_test $(if $(RUN),-run '$(RUN)',-skip '$(PART3_UPSTREAM_RACY)')
+	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
+		./build-asan/part3/storage_test $(if $(RUN),-run '$(RUN)')
+	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
+		./build-asan/part3/crash_test $(if $(RUN),-run '$(RUN)')
 
 # robust_test (robust_test.c, mk/robust.mk) under the same sanitizers.
 build-asan/robust_test: $(patsubst %.c,build-asan/%.o,$(CORE_SRCS) robust_test.c)
@@ -72,9 +100,10 @@ asan-robust: build-asan/robust_test build-asan/part2/robust_test
 # the same structs and functions as part 1's, differently: cppcheck checks
 # each part in its own run, or it reports ctuOneDefinitionRuleViolation.
 LINT_SRCS_PART2 = $(sort $(wildcard part2/*.c fuzz/*part2*.c tools/part2-*.c))
-LINT_SRCS_PART1 = $(filter-out $(LINT_SRCS_PART2),$(sort $(wildcard *.c lib/*.c tools/*.c fuzz/*.c)))
-LINT_SRCS = $(LINT_SRCS_PART1) $(LINT_SRCS_PART2)
-LINT_HDRS = $(sort $(wildcard *.h lib/*.h part2/*.h tools/*.h fuzz/*.h))
+LINT_SRCS_PART3 = $(sort $(wildcard part3/*.c fuzz/*part3*.c tools/part3-*.c))
+LINT_SRCS_PART1 = $(filter-out $(LINT_SRCS_PART2) $(LINT_SRCS_PART3),$(sort $(wildcard *.c lib/*.c tools/*.c fuzz/*.c)))
+LINT_SRCS = $(LINT_SRCS_PART1) $(LINT_SRCS_PART2) $(LINT_SRCS_PART3)
+LINT_HDRS = $(sort $(wildcard *.h lib/*.h part2/*.h part3/*.h tools/*.h fuzz/*.h))
 # The compile flags clang-tidy needs (after --); the same for every file.
 LINT_CFLAGS = $(STRICT) -pthread -I. $(DEP_CFLAGS)
 # cppcheck does not read system headers: it is given libbsd's sys/queue.h
@@ -94,6 +123,7 @@ lint: cppcheck clang-tidy
 cppcheck: | lint-deps
 	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRCS_PART1)
 	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRCS_PART2)
+	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRCS_PART3)
 
 # One stamp per file (re-checked when the file, any header or .clang-tidy
 # changes), each its own clang-tidy process: clang-tidy 14 gives false

@@ -438,18 +438,27 @@ static harness_t *alloc_harness(int n)
 	return h;
 }
 
-/*
- * Go: NewHarness. If a server cannot start or connect, the servers started
- * so far are shut down before the test fails: none outlives its test.
- */
-harness_t *harness_new(int n)
+static bool stop_everything(harness_t *h, char *tasks, size_t taskslen);
+
+/* Stops and frees a harness that could not start, failing nothing. */
+static void abandon(harness_t *h)
+{
+	char tasks[512] = "";
+
+	if (!stop_everything(h, tasks, sizeof(tasks)))
+		free_parts(h, false);
+	if (tasks[0])
+		log_printf("[TEST] %s", tasks);
+}
+
+harness_t *harness_try_new(int n, char *why, size_t whylen)
 {
 	harness_t *h;
 	int started = 0;
 
-	assert_true(n > 0 && n <= MAX_SERVERS);
-	h = alloc_harness(n);
-	assert_non_null(h);
+	snprintf(why, whylen, "%s", strerror(ENOMEM));
+	if (n <= 0 || n > MAX_SERVERS || !(h = alloc_harness(n)))
+		return NULL;
 	for (; started < n; started++) {
 		struct incarnation *inc = new_incarnation(h, started, false);
 
@@ -458,15 +467,26 @@ harness_t *harness_new(int n)
 		h->cluster[started] = inc->server;
 		h->alive[started] = true;
 	}
-	if (started < n) {
-		harness_shutdown(h);
-		fail_msg("cannot start server %d", started);
-	}
-	if (connect_all(h) < 0) {
-		harness_shutdown(h);
-		fail_msg("cannot connect the servers");
+	if (started < n || connect_all(h) < 0) {
+		if (started < n)
+			snprintf(why, whylen, "cannot start server %d", started);
+		else
+			snprintf(why, whylen, "cannot connect the servers");
+		abandon(h);
+		return NULL;
 	}
 	chan_close(h->ready);
+	return h;
+}
+
+/* Go: NewHarness. */
+harness_t *harness_new(int n)
+{
+	char why[128];
+	harness_t *h = harness_try_new(n, why, sizeof(why));
+
+	if (!h)
+		fail_msg("%s", why);
 	return h;
 }
 
@@ -505,35 +525,45 @@ static bool end_incarnation(struct incarnation *inc, char *why, size_t whylen)
  * monitors saw nothing wrong. The harness is freed before a failure is
  * reported, as cmocka does not return from one.
  */
-void harness_shutdown(harness_t *h)
+/*
+ * Disconnects every server, ends every incarnation and waits for the
+ * collectors. Returns true if a collector is still running (h must then
+ * stay allocated); the first task that did not end is named in tasks.
+ */
+static bool stop_everything(harness_t *h, char *tasks, size_t taskslen)
 {
-	char safety[512] = "", commits[512] = "", tasks[512] = "", failure[512];
-	bool collectors_leaked = false;
+	char why[512];
 
-	if (!h)
-		return;
 	for (int i = 0; i < h->n; i++) {
 		if (h->cluster[i])
 			server_disconnect_all(h->cluster[i]);
 		set_connected(h, i, false);
 	}
 	for (int k = 0; k < h->ninc; k++) {
-		char why[256];
-
 		if (h->incs[k].server) {
 			pthread_mutex_lock(&h->mu);
 			h->alive[h->incs[k].id] = false;
 			pthread_mutex_unlock(&h->mu);
 		}
 		if (!end_incarnation(&h->incs[k], why, sizeof(why)) && !tasks[0])
-			snprintf(tasks, sizeof(tasks), "server %d: %s", h->incs[k].id, why);
+			snprintf(tasks, taskslen, "server %d: %s", h->incs[k].id, why);
 	}
-	if (go_group_wait(h->tasks, COLLECTOR_TIMEOUT_MS, commits, sizeof(commits)) < 0) {
-		collectors_leaked = true;
+	if (go_group_wait(h->tasks, COLLECTOR_TIMEOUT_MS, why, sizeof(why)) < 0) {
 		if (!tasks[0])
-			snprintf(tasks, sizeof(tasks), "commit collectors: %s", commits);
+			snprintf(tasks, taskslen, "commit collectors: %s", why);
+		return true;
 	}
-	commits[0] = '\0';
+	return false;
+}
+
+void harness_shutdown(harness_t *h)
+{
+	char safety[512] = "", commits[512] = "", tasks[512] = "", failure[512];
+	bool collectors_leaked;
+
+	if (!h)
+		return;
+	collectors_leaked = stop_everything(h, tasks, sizeof(tasks));
 	safety_violation(h->safety, safety, sizeof(safety));
 	commit_violation(h->commit_safety, commits, sizeof(commits));
 	snprintf(failure, sizeof(failure), "%s", h->failure);

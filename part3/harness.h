@@ -33,6 +33,12 @@ typedef struct harness harness_t;
 
 /* n servers on loopback, fully connected, started; one commit collector per server. */
 harness_t *harness_new(int n);
+/*
+ * harness_new without failing the test: NULL, with the reason in why, if a
+ * server cannot start or connect; the servers started so far have then
+ * been shut down.
+ */
+harness_t *harness_try_new(int n, char *why, size_t whylen);
 /* Disconnect all, stop every server, close the commit channels, join every thread, free. */
 void harness_shutdown(harness_t *h);
 void harness_disconnect_peer(harness_t *h, int id); /* cut id off from all others */

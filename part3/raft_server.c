@@ -110,7 +110,10 @@ static void do_status(struct server *s)
 /* One line of stdin; false on quit. */
 static bool handle_line(struct server *s, struct chan *ready, int n, char *line)
 {
-	char *verb = strtok(line, " \t\n"), *a = strtok(NULL, " \t\n"), *b = strtok(NULL, " \t\n");
+	char *save = NULL;
+	char *verb = strtok_r(line, " \t\n", &save);
+	char *a = strtok_r(NULL, " \t\n", &save);
+	char *b = strtok_r(NULL, " \t\n", &save);
 	int peer, port;
 
 	if (!verb)
@@ -194,8 +197,7 @@ int main(int argc, char **argv)
 
 	if (argc != 4 || !parse_int(argv[2], 1, MAX_SERVERS, &n) ||
 	    !parse_int(argv[1], 0, n - 1, &id)) {
-		fprintf(stderr, "usage: %s ID N DIR   (0 <= ID < N <= %d)\n", argv[0],
-			MAX_SERVERS);
+		fprintf(stderr, "usage: %s ID N DIR   (0 <= ID < N <= %d)\n", argv[0], MAX_SERVERS);
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
