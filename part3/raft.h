@@ -201,9 +201,9 @@ void cm_free(struct cm *cm);
 
 void cm_report(struct cm *cm, int *id, int *term, bool *is_leader);
 /*
- * Go: Submit. Appends command to the leader's log, persists it, asks the
- * leader loop to send it at once, and returns its log index; -1 if this CM
- * is not the leader (or its storage failed).
+ * Go: Submit. Appends command to the leader's log (persisted before it is
+ * first sent: see cm_submit), asks the leader loop to send it at once, and
+ * returns its log index; -1 if this CM is not the leader.
  */
 int cm_submit(struct cm *cm, const struct cm_command *command);
 /* Go: Stop. Returns once the commit sender has returned. */

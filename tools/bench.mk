@@ -9,6 +9,10 @@
 #   make tools/part2-bench   part 2's bench (commit latency and throughput,
 #                            issue 9), which `make bench` runs after raft-bench;
 #                            PART2_BENCH_ARGS='latency3' for some groups only
+#   make tools/part3-bench   part 3's (issue 10): the same source with
+#                            RAFT_PART=3, plus latency without the proxy's
+#                            delay, a 100,000-entry log and file storage;
+#                            PART3_BENCH_ARGS='file3' for some groups only
 #
 # Not part of `make test`: it takes about three minutes (and part 2's half a minute) and wants a quiet
 # machine.
@@ -21,10 +25,12 @@ BENCH_LOG ?= $(BENCH_DIR)/raft-bench.log
 BENCH_ARGS ?=
 PART2_BENCH_ARGS ?=
 PART2_BENCH_LOG ?= $(BENCH_DIR)/part2-bench.log
+PART3_BENCH_ARGS ?=
+PART3_BENCH_LOG ?= $(BENCH_DIR)/part3-bench.log
 # CM debug logging is off at run time (raft-bench sets RAFT_DEBUG=0).
 BENCH_CFLAGS = $(CFLAGS_BASE) -O2
 
-ALL_BINS += tools/raft-bench tools/part2-bench
+ALL_BINS += tools/raft-bench tools/part2-bench tools/part3-bench
 
 .PHONY: bench bench-clean
 clean: bench-clean
@@ -47,7 +53,21 @@ $(BENCH_DIR)/tools/part2-bench.o: $(PART2_HDRS)
 tools/part2-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,part2/raft.c part2/server.c $(LIB_SRCS) tools/part2-bench.c)
 	$(CC) $^ $(LDLIBS_BASE) -o $@
 
-bench: tools/raft-bench tools/part2-bench build-tsan/raft_test
+# Part 3's bench is part2-bench.c again, with RAFT_PART=3 and part3/'s
+# objects (PART3_* from part3/part3.mk).
+$(BENCH_DIR)/part3/%.o: part3/%.c $(PART3_HDRS) $(LIB_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -c $< -o $@
+
+$(BENCH_DIR)/tools/part3-bench.o: tools/part2-bench.c $(PART3_HDRS) $(LIB_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -DRAFT_PART=3 -c $< -o $@
+
+tools/part3-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,part3/raft.c part3/server.c part3/storage.c $(LIB_SRCS)) \
+		$(BENCH_DIR)/tools/part3-bench.o
+	$(CC) $^ $(LDLIBS_BASE) -o $@
+
+bench: tools/raft-bench tools/part2-bench tools/part3-bench build-tsan/raft_test
 	@echo "bench: $$(nproc) cores, load $$(cut -d' ' -f1-3 /proc/loadavg); server log in $(BENCH_LOG)"
 	@BENCH_OUT='$(BENCH_OUT)' ./tools/raft-bench $(BENCH_ARGS) 2> '$(BENCH_LOG)' || \
 		{ echo "bench: raft-bench failed; last lines of $(BENCH_LOG):" >&2; \
@@ -56,6 +76,10 @@ bench: tools/raft-bench tools/part2-bench build-tsan/raft_test
 	@BENCH_OUT='$(BENCH_OUT)' ./tools/part2-bench $(PART2_BENCH_ARGS) 2> '$(PART2_BENCH_LOG)' || \
 		{ echo "bench: part2-bench failed; last lines of $(PART2_BENCH_LOG):" >&2; \
 		  tail -n 20 '$(PART2_BENCH_LOG)' >&2; exit 1; }
+	@echo
+	@BENCH_OUT='$(BENCH_OUT)' ./tools/part3-bench $(PART3_BENCH_ARGS) 2> '$(PART3_BENCH_LOG)' || \
+		{ echo "bench: part3-bench failed; last lines of $(PART3_BENCH_LOG):" >&2; \
+		  tail -n 20 '$(PART3_BENCH_LOG)' >&2; exit 1; }
 
 bench-clean:
 	rm -rf $(BENCH_DIR)

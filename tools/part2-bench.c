@@ -29,6 +29,7 @@
  * an even count is the mean of the two middle samples.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,19 +38,45 @@
 #include "lib/chan.h"
 #include "lib/clock.h"
 #include "lib/go.h"
+/*
+ * Built twice: as part2-bench (RAFT_PART 2, part2/'s objects) and as
+ * part3-bench (RAFT_PART 3, part3/'s): the same cluster and measurements,
+ * part 3's own groups and targets besides (issue 10).
+ */
+#ifndef RAFT_PART
+#define RAFT_PART 2
+#endif
+#if RAFT_PART == 3
+#include <ftw.h>
+#include <unistd.h>
+
+#include "part3/raft.h"
+#include "part3/server.h"
+#include "part3/storage.h"
+#define PROG "part3-bench"
+#else
 #include "part2/raft.h"
 #include "part2/server.h"
-
 #define PROG "part2-bench"
+#endif
 
-#define MAX_SERVERS	   5
-#define LEADER_TIMEOUT_MS  5000
-#define COMMIT_TIMEOUT_MS  5000
-#define LATENCY_SAMPLES	   100
+#define MAX_SERVERS	  5
+#define LEADER_TIMEOUT_MS 5000
+#define COMMIT_TIMEOUT_MS 5000
+#define LATENCY_SAMPLES	  100
+#define THROUGHPUT_RUNS	  5
+#if RAFT_PART == 3
+/* Go part3's figures are over the first 1,000 entries (issue 10). */
+#define THROUGHPUT_SUBMITS 1000
+/* The long log: this many entries are committed before the runs. */
+#define PREFILL_ENTRIES 100000
+#else
 #define THROUGHPUT_SUBMITS 5000
-#define THROUGHPUT_RUNS	   5
-#define MAX_COMMITS	   (1 + LATENCY_SAMPLES + THROUGHPUT_RUNS * THROUGHPUT_SUBMITS + 16)
-#define COLLECTOR_WAIT_MS  2000
+#define PREFILL_ENTRIES	   0
+#endif
+#define MAX_COMMITS                                                                                \
+	(1 + LATENCY_SAMPLES + PREFILL_ENTRIES + 2 * THROUGHPUT_RUNS * THROUGHPUT_SUBMITS + 16)
+#define COLLECTOR_WAIT_MS 2000
 
 /* ---- samples and their summary (as tools/raft-bench.c) ------------------- */
 
@@ -131,12 +158,50 @@ struct check {
 
 struct target {
 	const char *name;
-	const char *go;	  /* Go part2 on this machine, CM log off */
+	const char *go;	  /* Go's (the same part) on this machine, CM log off */
 	const char *text; /* the target as printed */
 	int nchecks;
 	struct check checks[2];
 };
 
+#if RAFT_PART == 3
+/*
+ * The Go figures of issue 10 (eliben/raft part3, DebugCM = 0, MapStorage,
+ * on this machine) and its targets: latency with the proxy's delay on no
+ * worse than Go's; without it (map storage) p50 <= 0.5 ms; throughput with
+ * map storage >= 20,000 commits/s over the first 1,000 entries and after
+ * 100,000 (at most 2x slower there); with file storage and fsync >= 2,000,
+ * with fewer fsyncs than commits when entries come in together.
+ */
+static const struct target targets[] = {
+	{ "commit_latency_ms_3", "p50 3.2", "p50 <= 3.2", 1, { { STAT_MEDIAN, 3.2, false } } },
+	{ "commit_latency_ms_5", "p50 3.6", "p50 <= 3.6", 1, { { STAT_MEDIAN, 3.6, false } } },
+	{ "commit_latency_nodelay_ms_3", "", "p50 <= 0.5", 1, { { STAT_MEDIAN, 0.5, false } } },
+	{ "commit_latency_nodelay_ms_5", "", "p50 <= 0.5", 1, { { STAT_MEDIAN, 0.5, false } } },
+	{ "throughput_commits_per_s_3",
+	  "1790 (first 1,000)",
+	  "median >= 20000",
+	  1,
+	  { { STAT_MEDIAN, 20000, true } } },
+	{ "throughput_commits_per_s_5",
+	  "962 (first 1,000)",
+	  "median >= 20000",
+	  1,
+	  { { STAT_MEDIAN, 20000, true } } },
+	{ "throughput_after_100k_commits_per_s_3",
+	  "5,000 entries: not done in 10 min",
+	  "median >= 20000",
+	  1,
+	  { { STAT_MEDIAN, 20000, true } } },
+	{ "throughput_slowdown_after_100k_3", "", "<= 2x", 1, { { STAT_MEDIAN, 2, false } } },
+	{ "throughput_file_commits_per_s_3",
+	  "(MapStorage only)",
+	  "median >= 2000",
+	  1,
+	  { { STAT_MEDIAN, 2000, true } } },
+	{ "fsyncs_per_commit_file_3", "", "median < 1", 1, { { STAT_MEDIAN, 0.999, false } } },
+};
+#else
 /*
  * The Go figures of issue 9: eliben/raft part2 built by go-baseline.sh,
  * DebugCM = 0, on this machine. Latency within 5% of Go's (the same
@@ -168,6 +233,7 @@ static const struct target targets[] = {
 	  1,
 	  { { STAT_MEDIAN, 49800, true } } },
 };
+#endif
 
 static const struct target *find_target(const char *name)
 {
@@ -188,7 +254,8 @@ struct bench {
 
 static void print_table_header(void)
 {
-	printf("| name | unit | n | min | median | p90 | p99 | max | Go part2 | target | |\n");
+	printf("| name | unit | n | min | median | p90 | p99 | max | Go part%d | target | |\n",
+	       RAFT_PART);
 	printf("|---|---|--:|--:|--:|--:|--:|--:|---|---|---|\n");
 	fflush(stdout);
 }
@@ -218,7 +285,7 @@ static void print_row(struct bench *b, const char *name, const char *unit,
 {
 	const struct target *t = find_target(name);
 	const double *v = sum->stat;
-	int p = strcmp(unit, "commits/s") == 0 ? 0 : 1;
+	int p = strcmp(unit, "commits/s") == 0 ? 0 : strcmp(unit, "ms") == 0 ? 1 : 2;
 
 	printf("| %s | %s | %d | %.*f | %.*f | %.*f | %.*f | %.*f | %s | %s | %s |\n", name, unit,
 	       sum->n, p, v[STAT_MIN], p, v[STAT_MEDIAN], p, v[STAT_P90], p, v[STAT_P99], p,
@@ -284,6 +351,10 @@ struct cluster {
 	int ncommits[MAX_SERVERS];
 	int wanted;			  /* the count wait_commits waits for */
 	struct timespec *at[MAX_SERVERS]; /* at[i][k]: when server i delivered its k-th */
+#if RAFT_PART == 3
+	struct storage *st[MAX_SERVERS];
+	char dir[PATH_MAX]; /* the file storages' parent; "" with map storage */
+#endif
 };
 
 /* Reads server id's commits until its channel is closed, stamping each. */
@@ -307,13 +378,57 @@ static void collect(void *arg)
 	}
 }
 
+#if RAFT_PART == 3
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 ? -1 : 0;
+}
+
+/* A storage for server id: in memory, or in a directory of c->dir. */
+static struct storage *open_storage(struct cluster *c, int id)
+{
+	char dir[PATH_MAX + 16], why[512];
+	struct storage *st = NULL;
+
+	if (!c->dir[0])
+		return map_storage_new();
+	snprintf(dir, sizeof(dir), "%s/s%d", c->dir, id);
+	if (file_storage_open(dir, &st, why, sizeof(why)) < 0)
+		fprintf(stderr, PROG ": %s\n", why);
+	return st;
+}
+#endif
+
+/* A new server id of c, on its storage (part 3). */
+static struct server *new_server(struct cluster *c, int id, const int *peers, int np)
+{
+#if RAFT_PART == 3
+	if (!(c->st[id] = open_storage(c, id)))
+		return NULL;
+	return server_new(id, peers, np, c->st[id], c->ready, c->commit_chans[id], NULL);
+#else
+	return server_new(id, peers, np, c->ready, c->commit_chans[id], NULL);
+#endif
+}
+
 static void cluster_free(struct cluster *c)
 {
 	for (int i = 0; i < c->n; i++) {
 		server_free(c->s[i]);
 		chan_free(c->commit_chans[i]);
 		free(c->at[i]);
+#if RAFT_PART == 3
+		if (c->st[i])
+			storage_free(c->st[i]);
+#endif
 	}
+#if RAFT_PART == 3
+	if (c->dir[0] && nftw(c->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		fprintf(stderr, PROG ": cannot remove %s: %s\n", c->dir, strerror(errno));
+#endif
 	chan_free(c->ready);
 	go_group_free(c->tasks);
 	pthread_cond_destroy(&c->cond);
@@ -348,8 +463,12 @@ static int cluster_stop(struct cluster *c)
 	return rc;
 }
 
-/* n servers on loopback, fully connected, started (as Go's NewHarness); NULL on failure. */
-static struct cluster *cluster_start(int n)
+/*
+ * n servers on loopback, fully connected, started (as Go's NewHarness), on
+ * map storage or (on_files, part 3) on file storages in a new directory of
+ * $TMPDIR; NULL on failure.
+ */
+static struct cluster *cluster_start(int n, bool on_files)
 {
 	struct cluster *c = calloc(1, sizeof(*c));
 	struct sockaddr_in addr;
@@ -358,6 +477,21 @@ static struct cluster *cluster_start(int n)
 	if (!c)
 		return NULL;
 	c->n = n;
+#if RAFT_PART == 3
+	if (on_files) {
+		const char *tmp = getenv("TMPDIR");
+
+		snprintf(c->dir, sizeof(c->dir), "%s/part3-bench-XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(c->dir)) {
+			fprintf(stderr, PROG ": mkdtemp %s: %s\n", c->dir, strerror(errno));
+			free(c);
+			return NULL;
+		}
+	}
+#else
+	(void)on_files;
+#endif
 	pthread_mutex_init(&c->mu, NULL);
 	ok = cond_init_monotonic(&c->cond) == 0 && (c->ready = chan_new(1, 0)) &&
 	     (c->tasks = go_group_new("b"));
@@ -369,8 +503,7 @@ static struct cluster *cluster_start(int n)
 				peers[np++] = p;
 		ok = (c->at[i] = calloc(MAX_COMMITS, sizeof(struct timespec))) &&
 		     (c->commit_chans[i] = chan_new(sizeof(struct commit_entry), 0)) &&
-		     (c->s[i] = server_new(i, peers, np, c->ready, c->commit_chans[i], NULL)) &&
-		     server_serve(c->s[i]) == 0;
+		     (c->s[i] = new_server(c, i, peers, np)) && server_serve(c->s[i]) == 0;
 	}
 	for (int i = 0; ok && i < n; i++)
 		for (int j = 0; ok && j < n; j++)
@@ -414,7 +547,11 @@ static bool submit(struct cluster *c, int id, int cmd)
 	struct cm_command command = { 0 };
 
 	command.len = (uint16_t)snprintf((char *)command.bytes, sizeof(command.bytes), "%d", cmd);
+#if RAFT_PART == 3
+	return cm_submit(server_cm(c->s[id]), &command) >= 0;
+#else
 	return cm_submit(server_cm(c->s[id]), &command);
+#endif
 }
 
 /*
@@ -459,9 +596,9 @@ static struct timespec delivered_at(struct cluster *c, int id, int k)
 }
 
 /* A cluster with a leader that has committed one command on every server. */
-static struct cluster *warm_cluster(int n, int *leader, int *count)
+static struct cluster *warm_cluster(int n, bool on_files, int *leader, int *count)
 {
-	struct cluster *c = cluster_start(n);
+	struct cluster *c = cluster_start(n, on_files);
 
 	if (!c)
 		return NULL;
@@ -479,17 +616,20 @@ static struct cluster *warm_cluster(int n, int *leader, int *count)
 
 /*
  * Commit latency: a command at a time, submitted as soon as the last one
- * was delivered by the leader, until LATENCY_SAMPLES were timed.
+ * was delivered by the leader, until LATENCY_SAMPLES were timed. With
+ * delay false, the servers serve requests without the proxy's 1-5 ms.
  */
-static int bench_latency(struct bench *b, int n)
+static int bench_latency(struct bench *b, int n, bool delay)
 {
 	struct samples s = { 0 };
 	char name[64];
 	int leader, count, rc = 0;
-	struct cluster *c = warm_cluster(n, &leader, &count);
+	struct cluster *c = warm_cluster(n, false, &leader, &count);
 
 	if (!c)
 		return -1;
+	for (int i = 0; i < n; i++)
+		server_set_rpc_delay(c->s[i], delay);
 	for (int k = 0; k < LATENCY_SAMPLES && rc == 0; k++) {
 		struct timespec t0 = mono_now();
 
@@ -507,7 +647,7 @@ static int bench_latency(struct bench *b, int n)
 	}
 	if (cluster_stop(c) < 0 && rc == 0)
 		rc = -ETIMEDOUT;
-	snprintf(name, sizeof(name), "commit_latency_ms_%d", n);
+	snprintf(name, sizeof(name), "commit_latency%s_ms_%d", delay ? "" : "_nodelay", n);
 	if (rc == 0)
 		return report(b, name, "ms", &s);
 	samples_free(&s);
@@ -515,42 +655,61 @@ static int bench_latency(struct bench *b, int n)
 }
 
 /*
- * Throughput: THROUGHPUT_SUBMITS commands submitted to the leader at once;
- * commits per second from the first submit until the last server delivered
- * the last of them. THROUGHPUT_RUNS runs in one cluster.
+ * submits commands submitted to the leader at once: commits per second
+ * from the first submit until the last server delivered the last of them
+ * (*count: the commits so far, updated). 0 and the rate in *rate, or a
+ * negative code.
  */
+static int run_burst(struct cluster *c, int leader, int submits, int *count, double *rate)
+{
+	struct timespec t0 = mono_now(), last = t0;
+	int rc = 0;
+
+	for (int k = 0; k < submits && rc == 0; k++) {
+		if (!submit(c, leader, 100000 + *count + k)) {
+			fprintf(stderr, PROG ": server %d is no longer the leader\n", leader);
+			rc = -EAGAIN;
+		}
+	}
+	if (rc == 0)
+		rc = wait_commits(c, -1, *count + submits);
+	*count += submits;
+	for (int i = 0; i < c->n && rc == 0; i++) {
+		struct timespec t = delivered_at(c, i, *count - 1);
+
+		if (timespec_diff_ns(t, last) > 0)
+			last = t;
+	}
+	*rate = submits / ((double)timespec_diff_ns(last, t0) / 1e9);
+	return rc;
+}
+
+/* THROUGHPUT_RUNS bursts of THROUGHPUT_SUBMITS into s. */
+static int run_bursts(struct cluster *c, int leader, int *count, struct samples *s)
+{
+	int rc = 0;
+
+	for (int r = 0; r < THROUGHPUT_RUNS && rc == 0; r++) {
+		double rate;
+
+		rc = run_burst(c, leader, THROUGHPUT_SUBMITS, count, &rate);
+		if (rc == 0)
+			rc = samples_add(s, rate);
+	}
+	return rc;
+}
+
+/* Throughput: THROUGHPUT_RUNS bursts in one cluster of n, on map storage. */
 static int bench_throughput(struct bench *b, int n)
 {
 	struct samples s = { 0 };
 	char name[64];
-	int leader, count, rc = 0;
-	struct cluster *c = warm_cluster(n, &leader, &count);
+	int leader, count, rc;
+	struct cluster *c = warm_cluster(n, false, &leader, &count);
 
 	if (!c)
 		return -1;
-	for (int r = 0; r < THROUGHPUT_RUNS && rc == 0; r++) {
-		struct timespec t0 = mono_now(), last = t0;
-
-		for (int k = 0; k < THROUGHPUT_SUBMITS && rc == 0; k++) {
-			if (!submit(c, leader, 100000 + k)) {
-				fprintf(stderr, PROG ": server %d is no longer the leader\n",
-					leader);
-				rc = -EAGAIN;
-			}
-		}
-		if (rc == 0)
-			rc = wait_commits(c, -1, count + THROUGHPUT_SUBMITS);
-		count += THROUGHPUT_SUBMITS;
-		for (int i = 0; i < n && rc == 0; i++) {
-			struct timespec t = delivered_at(c, i, count - 1);
-
-			if (timespec_diff_ns(t, last) > 0)
-				last = t;
-		}
-		if (rc == 0)
-			rc = samples_add(&s, THROUGHPUT_SUBMITS /
-						     ((double)timespec_diff_ns(last, t0) / 1e9));
-	}
+	rc = run_bursts(c, leader, &count, &s);
 	if (cluster_stop(c) < 0 && rc == 0)
 		rc = -ETIMEDOUT;
 	snprintf(name, sizeof(name), "throughput_commits_per_s_%d", n);
@@ -562,12 +721,12 @@ static int bench_throughput(struct bench *b, int n)
 
 static int bench_latency3(struct bench *b)
 {
-	return bench_latency(b, 3);
+	return bench_latency(b, 3, true);
 }
 
 static int bench_latency5(struct bench *b)
 {
-	return bench_latency(b, 5);
+	return bench_latency(b, 5, true);
 }
 
 static int bench_throughput3(struct bench *b)
@@ -580,6 +739,106 @@ static int bench_throughput5(struct bench *b)
 	return bench_throughput(b, 5);
 }
 
+#if RAFT_PART == 3
+static int bench_latency_nodelay3(struct bench *b)
+{
+	return bench_latency(b, 3, false);
+}
+
+static int bench_latency_nodelay5(struct bench *b)
+{
+	return bench_latency(b, 5, false);
+}
+
+/* The median of s (sorted in place); s->n > 0. */
+static double median_of(struct samples *s)
+{
+	struct summary sum;
+
+	summarize(s, &sum);
+	return sum.stat[STAT_MEDIAN];
+}
+
+/*
+ * The long log: bursts at the start, then PREFILL_ENTRIES more entries
+ * committed (in bursts of THROUGHPUT_SUBMITS), then bursts again; reports
+ * the later rate and how many times slower it is than the first.
+ */
+static int bench_long_log3(struct bench *b)
+{
+	struct samples before = { 0 }, after = { 0 }, slowdown = { 0 };
+	int leader, count, rc;
+	struct cluster *c = warm_cluster(3, false, &leader, &count);
+
+	if (!c)
+		return -1;
+	rc = run_bursts(c, leader, &count, &before);
+	for (int k = 0; k < PREFILL_ENTRIES / THROUGHPUT_SUBMITS && rc == 0; k++) {
+		double rate;
+
+		rc = run_burst(c, leader, THROUGHPUT_SUBMITS, &count, &rate);
+	}
+	if (rc == 0)
+		rc = run_bursts(c, leader, &count, &after);
+	if (cluster_stop(c) < 0 && rc == 0)
+		rc = -ETIMEDOUT;
+	if (rc == 0)
+		rc = samples_add(&slowdown, median_of(&before) / median_of(&after));
+	if (rc == 0)
+		rc = report(b, "throughput_after_100k_commits_per_s_3", "commits/s", &after);
+	if (rc == 0)
+		rc = report(b, "throughput_slowdown_after_100k_3", "x", &slowdown);
+	samples_free(&before);
+	samples_free(&after);
+	samples_free(&slowdown);
+	return rc;
+}
+
+/* fsyncs the file storages of c have made so far. */
+static long cluster_fsyncs(struct cluster *c)
+{
+	long n = 0;
+
+	for (int i = 0; i < c->n; i++)
+		n += file_storage_fsyncs(c->st[i]);
+	return n;
+}
+
+/*
+ * Throughput on file storage (fsync on every persist), and the fsyncs each
+ * server made per commit, per burst.
+ */
+static int bench_file3(struct bench *b)
+{
+	struct samples s = { 0 }, fsyncs = { 0 };
+	int leader, count, rc = 0;
+	struct cluster *c = warm_cluster(3, true, &leader, &count);
+
+	if (!c)
+		return -1;
+	for (int r = 0; r < THROUGHPUT_RUNS && rc == 0; r++) {
+		long f0 = cluster_fsyncs(c);
+		double rate;
+
+		rc = run_burst(c, leader, THROUGHPUT_SUBMITS, &count, &rate);
+		if (rc == 0)
+			rc = samples_add(&s, rate);
+		if (rc == 0)
+			rc = samples_add(&fsyncs, (double)(cluster_fsyncs(c) - f0) /
+							  (3.0 * THROUGHPUT_SUBMITS));
+	}
+	if (cluster_stop(c) < 0 && rc == 0)
+		rc = -ETIMEDOUT;
+	if (rc == 0)
+		rc = report(b, "throughput_file_commits_per_s_3", "commits/s", &s);
+	if (rc == 0)
+		rc = report(b, "fsyncs_per_commit_file_3", "fsyncs", &fsyncs);
+	samples_free(&s);
+	samples_free(&fsyncs);
+	return rc;
+}
+#endif
+
 static const struct group {
 	const char *name;
 	int (*run)(struct bench *b);
@@ -588,6 +847,12 @@ static const struct group {
 	{ "latency5", bench_latency5 },
 	{ "throughput3", bench_throughput3 },
 	{ "throughput5", bench_throughput5 },
+#if RAFT_PART == 3
+	{ "latency_nodelay3", bench_latency_nodelay3 },
+	{ "latency_nodelay5", bench_latency_nodelay5 },
+	{ "long_log3", bench_long_log3 },
+	{ "file3", bench_file3 },
+#endif
 };
 
 #define NGROUPS (sizeof(groups) / sizeof(groups[0]))
