@@ -171,15 +171,23 @@ struct target {
  * worse than Go's; without it (map storage) p50 <= 0.5 ms; throughput with
  * map storage >= 20,000 commits/s over the first 1,000 entries and after
  * 100,000 (at most 2x slower there); with file storage and fsync >= 2,000,
- * with fewer fsyncs than commits when entries come in together.
+ * with fewer fsyncs than commits when entries come in together. Beside
+ * ours on 2026-12-01 (the same steps in Go, /tmp/gobench3): latency p50
+ * 2.8 ms with 3 servers; 1,000 submits at once did not all commit within
+ * 10 minutes (Go's reply handler sends on triggerAEChan with cm.mu held),
+ * so its 5-server figures are the issue's.
  */
 static const struct target targets[] = {
-	{ "commit_latency_ms_3", "p50 3.2", "p50 <= 3.2", 1, { { STAT_MEDIAN, 3.2, false } } },
+	{ "commit_latency_ms_3",
+	  "p50 2.8 (beside; issue: 3.2)",
+	  "p50 <= 2.8",
+	  1,
+	  { { STAT_MEDIAN, 2.8, false } } },
 	{ "commit_latency_ms_5", "p50 3.6", "p50 <= 3.6", 1, { { STAT_MEDIAN, 3.6, false } } },
 	{ "commit_latency_nodelay_ms_3", "", "p50 <= 0.5", 1, { { STAT_MEDIAN, 0.5, false } } },
 	{ "commit_latency_nodelay_ms_5", "", "p50 <= 0.5", 1, { { STAT_MEDIAN, 0.5, false } } },
 	{ "throughput_commits_per_s_3",
-	  "1790 (first 1,000)",
+	  "beside: stuck > 10 min (1,000 at once); issue: 1790",
 	  "median >= 20000",
 	  1,
 	  { { STAT_MEDIAN, 20000, true } } },
