@@ -173,9 +173,9 @@ struct target {
  * 100,000 (at most 2x slower there); with file storage and fsync >= 2,000,
  * with fewer fsyncs than commits when entries come in together. Beside
  * ours on 2026-12-01 (the same steps in Go, /tmp/gobench3): latency p50
- * 2.8 ms with 3 servers; 1,000 submits at once did not all commit within
- * 10 minutes (Go's reply handler sends on triggerAEChan with cm.mu held),
- * so its 5-server figures are the issue's.
+ * 2.8 ms with 3 servers; 1,000 submits at once had not all committed
+ * after 10 minutes (the issue saw the same with 5,000; the cause was not
+ * looked into), so its 5-server figures are the issue's.
  */
 static const struct target targets[] = {
 	{ "commit_latency_ms_3",
