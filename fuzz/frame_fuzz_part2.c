@@ -23,7 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Built for part 3 too (RAFT_PART=3): the same codec, with ConflictIndex/Term. */
+#if RAFT_PART == 3
+#include "part3/server.h"
+#else
 #include "part2/server.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,9 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Built for part 3 too (RAFT_PART=3): the same codec, with ConflictIndex/Term. */
+#if RAFT_PART == 3
+#include "part3/server.h"
+#else
 #include "part2/server.h"
+#endif
 
+#if RAFT_PART == 3
+#define NSEEDS 11
+#else
 #define NSEEDS 9
+#endif
 
 struct seed {
 	const char *name;
@@ -104,10 +113,21 @@ static void fill_seeds(struct seed *s)
 							    .nentries = 1,
 							    .leader_commit = 3 };
 	s[6] = seed("ae-reply", FRAME_REPLY, RPC_APPEND_ENTRIES, FRAME_OK, 9);
-	s[6].f.call.reply.ae = (struct append_entries_reply){ 5, true };
+	s[6].f.call.reply.ae = (struct append_entries_reply){ .term = 5, .success = true };
 	s[7] = seed("ae-reply-failed", FRAME_REPLY, RPC_APPEND_ENTRIES, FRAME_FAILED, 8);
 	s[8] = seed("rv-request-empty-log", FRAME_REQUEST, RPC_REQUEST_VOTE, FRAME_OK, 3);
 	s[8].f.call.args.rv = (struct request_vote_args){ 1, 0, -1, -1 };
+#if RAFT_PART == 3
+	/* Part 3's refusals name where the follower's log conflicts. */
+	s[9] = seed("ae-reply-conflict-term", FRAME_REPLY, RPC_APPEND_ENTRIES, FRAME_OK, 11);
+	s[9].f.call.reply.ae = (struct append_entries_reply){
+		.term = 5, .success = false, .conflict_index = 3, .conflict_term = 2
+	};
+	s[10] = seed("ae-reply-conflict-short-log", FRAME_REPLY, RPC_APPEND_ENTRIES, FRAME_OK, 12);
+	s[10].f.call.reply.ae = (struct append_entries_reply){
+		.term = 5, .success = false, .conflict_index = 7, .conflict_term = -1
+	};
+#endif
 }
 
 int main(int argc, char **argv)
