@@ -147,11 +147,13 @@ gates: asan lint format-check
 # N and MODE are read, never defined here: other fragments may use the names.
 STRESS_DIR ?= /tmp/raft-stress
 
-# PART=2 stresses part 2's suite (build-tsan/part2/raft_test); no PART, or
-# PART=1, part 1's (build-tsan/raft_test).
+# PART=2 stresses part 2's suite (build-tsan/part2/raft_test), PART=3 part
+# 3's Raft tests (without the two that race in Go too, as make test, unless
+# RUN names tests); no PART, or PART=1, part 1's (build-tsan/raft_test).
 STRESS_PROG = $(if $(filter-out 1,$(or $(PART),1)),build-tsan/part$(PART)/raft_test,build-tsan/raft_test)
 
 stress: $(STRESS_PROG)
 	TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" tools/stress.sh -n '$(or $(N),5)' -m '$(or $(MODE),all)' \
 		-o '$(STRESS_DIR)' $(if $(RUN),-r '$(RUN)') $(if $(NICE),-p '$(NICE)') \
+		$(if $(and $(filter 3,$(PART)),$(if $(RUN),,y)),-s '$(PART3_UPSTREAM_RACY)') \
 		$(if $(KEEP_GOING),-k) $(STRESS_PROG)

@@ -10,6 +10,7 @@
 #   -o DIR    logs and summary (default /tmp/raft-stress); each campaign gets
 #             DIR/YYYYmmdd-HHMMSS-PID/
 #   -r REGEX  passed to the program as -run REGEX
+#   -s REGEX  passed to the program as -skip REGEX
 #   -t SECS   per-run time limit (default 300): a hung run counts as a failure
 #   -p NICE   run the program under nice -n NICE (negative needs root): on a
 #             shared machine, so that other work does not starve its timers
@@ -27,6 +28,7 @@ n=5
 mode=all
 outdir=/tmp/raft-stress
 regex=
+skip=
 limit=300
 keep_going=false
 niceness=
@@ -37,12 +39,13 @@ usage()
 	exit 2
 }
 
-while getopts kp:n:m:o:r:t:h opt; do
+while getopts kp:n:m:o:r:s:t:h opt; do
 	case $opt in
 	n) n=$OPTARG ;;
 	m) mode=$OPTARG ;;
 	o) outdir=$OPTARG ;;
 	r) regex=$OPTARG ;;
+	s) skip=$OPTARG ;;
 	t) limit=$OPTARG ;;
 	k) keep_going=true ;;
 	p) niceness=$OPTARG ;;
@@ -69,7 +72,7 @@ say()
 	echo "$*" | tee -a "$summary"
 }
 
-say "stress: $n run(s) per mode of $prog ($(sha1sum < "$prog" | cut -c1-12))${regex:+ -run '$regex'}"
+say "stress: $n run(s) per mode of $prog ($(sha1sum < "$prog" | cut -c1-12))${regex:+ -run '$regex'}${skip:+ -skip '$skip'}"
 say "stress: tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)'); logs in $dir"
 say "stress: TSAN_OPTIONS=${TSAN_OPTIONS:-}${niceness:+; under nice -n $niceness}"
 
@@ -90,7 +93,7 @@ for m in $modes; do
 		t0=$(date +%s)
 		# RAFT_* are cleared first, so the caller's environment cannot mix modes.
 		env -u RAFT_UNRELIABLE_RPC -u RAFT_FORCE_MORE_REELECTION $envs \
-			timeout -k 10 "$limit" ${niceness:+nice -n "$niceness"} "$dir/raft_test" ${regex:+-run "$regex"} > "$log" 2>&1
+			timeout -k 10 "$limit" ${niceness:+nice -n "$niceness"} "$dir/raft_test" ${regex:+-run "$regex"} ${skip:+-skip "$skip"} > "$log" 2>&1
 		rc=$?
 		t=$(($(date +%s) - t0))
 		# One line per run: mode, run, exit status, seconds, load average.
