@@ -24,31 +24,6 @@
 
 #define WAIT_MS 2000
 
-static int setup(void **state)
-{
-	struct task_set *before = calloc(1, sizeof(*before));
-
-	if (!before || task_set_snapshot(before) < 0) {
-		free(before);
-		return -1;
-	}
-	*state = before;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct task_set *before = *state;
-	char why[512];
-	bool back = task_set_wait_back(before, LEAK_TIMEOUT_MS, why, sizeof(why));
-
-	task_set_free(before);
-	free(before);
-	if (!back)
-		fail_msg("thread leak: %s", why);
-	return 0;
-}
-
 static struct timespec in_ms(int ms)
 {
 	return timespec_add_ms(mono_now(), ms);
@@ -275,7 +250,7 @@ static void TestSafetyMonitorHugeTerms(void **state)
 	safety_monitor_free(m);
 }
 
-#define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TEST(fn) cmocka_unit_test_setup_teardown(fn, leak_check_setup, leak_check_teardown)
 
 static const struct CMUnitTest all_tests[] = {
 	TEST(TestChanUnbufferedHandsOver),

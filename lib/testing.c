@@ -391,3 +391,28 @@ int go_test_main(const char *prog, const struct CMUnitTest *tests, size_t ntests
 	go_pool_retire_idle();
 	return failed ? 1 : 0;
 }
+
+int leak_check_setup(void **state)
+{
+	struct task_set *before = calloc(1, sizeof(*before));
+
+	if (!before || task_set_snapshot(before) < 0) {
+		free(before);
+		return -1;
+	}
+	*state = before;
+	return 0;
+}
+
+int leak_check_teardown(void **state)
+{
+	struct task_set *before = *state;
+	char why[512];
+	bool back = task_set_wait_back(before, LEAK_TIMEOUT_MS, why, sizeof(why));
+
+	task_set_free(before);
+	free(before);
+	if (!back)
+		fail_msg("thread leak: %s", why);
+	return 0;
+}

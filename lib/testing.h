@@ -48,6 +48,14 @@ bool task_set_wait_back(const struct task_set *before, int timeout_ms, char *why
 #define LEAK_TIMEOUT_MS 100
 
 /*
+ * A cmocka setup and teardown that wrap a test in the leak check: the
+ * snapshot goes in *state, and the teardown fails the test, naming the
+ * threads, if any outlives it by LEAK_TIMEOUT_MS.
+ */
+int leak_check_setup(void **state);
+int leak_check_teardown(void **state);
+
+/*
  * What a safety monitor saw wrong: the first violation only, as it is the
  * one that explains the rest. The monitor's own lock guards it.
  */

@@ -541,34 +541,11 @@ static void TestKill9ServersKeepCommitted(void **state)
 		fail_msg("%s", why);
 }
 
-static int setup(void **state)
-{
-	struct task_set *before = calloc(1, sizeof(*before));
-
-	if (!before || task_set_snapshot(before) < 0) {
-		free(before);
-		return -1;
-	}
-	*state = before;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct task_set *before = *state;
-	char why[512];
-	bool back = task_set_wait_back(before, LEAK_TIMEOUT_MS, why, sizeof(why));
-
-	task_set_free(before);
-	if (!back)
-		fail_msg("thread leak: %s", why);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(TestKill9ServersKeepCommitted, setup, teardown),
+		cmocka_unit_test_setup_teardown(TestKill9ServersKeepCommitted, leak_check_setup,
+						leak_check_teardown),
 	};
 
 	/* A server killed while we write to it: EPIPE, not death. */
