@@ -3,7 +3,8 @@
  * channel; ch->cond is broadcast on every change (an element in or out, a
  * close, an interrupt), and every waiter loops on its own predicate. A
  * channel has few waiters here (a commit sender and its reader, say), so a
- * broadcast wakes only them.
+ * broadcast wakes only them. A waiter yields the CPU a few times (with the
+ * lock dropped) before it sleeps on the cond: see CHAN_YIELDS.
  *
  * An unbuffered channel is a buffer of one slot whose sender waits until a
  * receiver has taken its element: nrecv counts elements taken, and a
