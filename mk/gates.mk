@@ -52,7 +52,7 @@ asan-part2: build-asan/part2/raft_test
 	ASAN_OPTIONS="$(ASAN_OPTIONS_RUN)" UBSAN_OPTIONS="$(UBSAN_OPTIONS_RUN)" \
 		./build-asan/part2/raft_test $(if $(RUN),-run '$(RUN)')
 
-# Part 3 (part3/part3.mk): the Raft tests (without the two that race in Go
+# Part 3 (part3/part3.mk): the Raft tests (without the three that race in Go
 # too, as make test), the storage tests and the crash test, whose
 # raft_server children are built under the same sanitizers.
 build-asan/part3/%.o: part3/%.c $(PART3_HDRS) $(PART3_LIB_HDRS) | deps
@@ -148,7 +148,7 @@ gates: asan lint format-check
 STRESS_DIR ?= /tmp/raft-stress
 
 # PART=2 stresses part 2's suite (build-tsan/part2/raft_test), PART=3 part
-# 3's Raft tests (without the two that race in Go too, as make test, unless
+# 3's Raft tests (without the three that race in Go too, as make test, unless
 # RUN names tests); no PART, or PART=1, part 1's (build-tsan/raft_test).
 STRESS_PROG = $(if $(filter-out 1,$(or $(PART),1)),build-tsan/part$(PART)/raft_test,build-tsan/raft_test)
 
