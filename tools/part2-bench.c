@@ -293,7 +293,10 @@ static void print_row(struct bench *b, const char *name, const char *unit,
 {
 	const struct target *t = find_target(name);
 	const double *v = sum->stat;
-	int p = strcmp(unit, "commits/s") == 0 ? 0 : strcmp(unit, "ms") == 0 ? 1 : 2;
+	int p = strcmp(unit, "commits/s") == 0 ? 0
+		: strcmp(unit, "ms") == 0      ? 1
+		: strcmp(unit, "fsyncs") == 0  ? 4
+					       : 2;
 
 	printf("| %s | %s | %d | %.*f | %.*f | %.*f | %.*f | %.*f | %s | %s | %s |\n", name, unit,
 	       sum->n, p, v[STAT_MIN], p, v[STAT_MEDIAN], p, v[STAT_P90], p, v[STAT_P99], p,
