@@ -441,7 +441,7 @@ long server_rpc_count(struct server *s)
 /* ---- the codecs of the two methods (Go's gob) ------------------------------- */
 
 /* Payload sizes: int fields are 8 bytes, bools 1. */
-#define RV_ARGS_SIZE  (4 * 8)
+#define RV_ARGS_SIZE  32u /* four ints */
 #define RV_REPLY_SIZE (8 + 1)
 #define AE_REPLY_SIZE (8 + 1 + 8 + 8)
 

@@ -453,6 +453,8 @@ static void pend_set(struct file_storage *fs, const char *key, const void *value
 	p = fs->pend + fs->pend_len;
 	*p++ = OP_SET;
 	put_u16(p, (uint16_t)klen);
+	/* A length-prefixed key, not a string: no NUL on disk. */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(p + 2, key, klen);
 	p += 2 + klen;
 	put_u32(p, (uint32_t)len);
@@ -630,6 +632,8 @@ static long long live_size(struct file_storage *fs)
 
 static void file_header(uint8_t *h)
 {
+	/* 8 magic bytes, not a string: no NUL on disk. */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(h, FILE_MAGIC, 8);
 	put_u32(h + 8, FILE_VERSION);
 	put_u32(h + 12, crc32c(h, 12));
@@ -867,8 +871,8 @@ static int read_all(int fd, uint8_t **buf, long long *size)
 /* Replays the file into fs->im. 0, or -EBADMSG / -errno with a message in why. */
 static int replay(struct file_storage *fs, char *why, size_t whylen)
 {
-	uint8_t *buf;
-	long long size, off = FILE_HEADER_SIZE, bad;
+	uint8_t *buf = NULL;
+	long long size = 0, off = FILE_HEADER_SIZE, bad;
 	int rc = read_all(fs->fd, &buf, &size);
 
 	if (rc) {
@@ -876,7 +880,7 @@ static int replay(struct file_storage *fs, char *why, size_t whylen)
 		return rc;
 	}
 	rc = -EBADMSG;
-	if (size < FILE_HEADER_SIZE) {
+	if (size < FILE_HEADER_SIZE || !buf) {
 		snprintf(why, whylen, "storage: %s: truncated file header: %lld bytes, want %d",
 			 fs->path, size, FILE_HEADER_SIZE);
 		goto out;

