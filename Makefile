@@ -23,7 +23,8 @@ TSAN_FLAGS := -O1 -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1
 
 # lib/: the runtime every part links (Go's runtime and standard library).
-LIB_SRCS := lib/clock.c lib/log.c lib/go.c lib/chan.c lib/rpc.c lib/testing.c lib/commit_monitor.c
+LIB_SRCS := lib/clock.c lib/log.c lib/go.c lib/chan.c lib/rpc.c lib/testing.c lib/commit_monitor.c \
+	lib/robust.c
 LIB_HDRS := $(LIB_SRCS:.c=.h)
 CORE_SRCS := raft.c server.c harness.c $(LIB_SRCS)
 CORE_HDRS := raft.h server.h harness.h $(LIB_HDRS)

@@ -19,38 +19,10 @@
 
 #include "server.h"
 
+#define FUZZ_PROG "frame_fuzz"
+#include "fuzz/fuzz_check.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Large enough for any reason; small enough to catch an unbounded write. */
-#define WHY_SIZE 80
-
-static void check(int ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "frame_fuzz: %s\n", what);
-		abort();
-	}
-}
-
-/* A refused frame must carry a reason. */
-static void check_why(const char *why)
-{
-	size_t len = strnlen(why, WHY_SIZE);
-
-	check(len > 0, "refused without a reason");
-	check(len < WHY_SIZE, "reason not NUL-terminated within its buffer");
-}
-
-/* Copies n bytes to a heap buffer of exactly n bytes (ASan guards its end). */
-static uint8_t *exact_copy(const uint8_t *p, size_t n)
-{
-	uint8_t *copy = malloc(n ? n : 1);
-
-	check(copy != NULL, "out of memory");
-	if (n)
-		memcpy(copy, p, n);
-	return copy;
-}
 
 /* Decodes the frame at data; returns its length, or 0 if it is refused or cut short. */
 static size_t fuzz_one_frame(const uint8_t *data, size_t size)

@@ -11,44 +11,8 @@
 
 #include "server.h"
 
-struct seed {
-	const char *name;
-	struct frame f;
-};
-
-static struct seed seed(const char *name, enum frame_kind kind, enum rpc_method method,
-			enum frame_status status, uint64_t seq)
-{
-	struct seed s = { .name = name };
-
-	s.f.kind = kind;
-	s.f.status = status;
-	s.f.seq = seq;
-	s.f.call.method = method;
-	return s;
-}
-
-/* Writes len bytes of buf to dir/name; 0 or -1 (after saying why). */
-static int write_file(const char *dir, const char *name, const uint8_t *buf, size_t len)
-{
-	char path[4096];
-	FILE *f;
-	int rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	if (!f) {
-		fprintf(stderr, "make_corpus: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	if (fwrite(buf, 1, len, f) != len)
-		rc = -1;
-	if (fclose(f) != 0)
-		rc = -1;
-	if (rc)
-		fprintf(stderr, "make_corpus: writing %s: %s\n", path, strerror(errno));
-	return rc;
-}
+#define CORPUS_PROG "make_corpus"
+#include "fuzz/corpus_seed.h"
 
 static void fill_seeds(struct seed *s)
 {

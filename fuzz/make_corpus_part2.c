@@ -24,48 +24,12 @@
 #define NSEEDS 9
 #endif
 
-struct seed {
-	const char *name;
-	struct frame f;
-};
+#define CORPUS_PROG "make_corpus_part2"
+#include "fuzz/corpus_seed.h"
 
 /* The entries of the seeds' AppendEntries requests (the frames point here). */
 static struct log_entry entries[3];
 static struct log_entry longest;
-
-static struct seed seed(const char *name, enum frame_kind kind, enum rpc_method method,
-			enum frame_status status, uint64_t seq)
-{
-	struct seed s = { .name = name };
-
-	s.f.kind = kind;
-	s.f.status = status;
-	s.f.seq = seq;
-	s.f.call.method = method;
-	return s;
-}
-
-/* Writes len bytes of buf to dir/name; 0 or -1 (after saying why). */
-static int write_file(const char *dir, const char *name, const uint8_t *buf, size_t len)
-{
-	char path[4096];
-	FILE *f;
-	int rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	if (!f) {
-		fprintf(stderr, "make_corpus_part2: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	if (fwrite(buf, 1, len, f) != len)
-		rc = -1;
-	if (fclose(f) != 0)
-		rc = -1;
-	if (rc)
-		fprintf(stderr, "make_corpus_part2: writing %s: %s\n", path, strerror(errno));
-	return rc;
-}
 
 /* A command as the tests submit one: an int's decimal digits. */
 static struct cm_command int_command(int v)

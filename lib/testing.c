@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <regex.h>
 #include <setjmp.h>
@@ -415,4 +416,21 @@ int leak_check_teardown(void **state)
 	if (!back)
 		fail_msg("thread leak: %s", why);
 	return 0;
+}
+
+/* ---- os.RemoveAll ---------------------------------------------------------- */
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 ? -errno : 0;
+}
+
+int remove_all(const char *path)
+{
+	int rc = nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+
+	return rc < 0 ? -errno : rc;
 }

@@ -69,6 +69,13 @@ void verdict_record(struct verdict *v, const char *fmt, ...) __attribute__((form
 bool verdict_read(const struct verdict *v, char *why, size_t whylen);
 
 /*
+ * Go: os.RemoveAll, as the tests and benches clean up their temporary
+ * directories: removes path and everything below it (symbolic links are
+ * removed, not followed). 0, or -errno of the first failure.
+ */
+int remove_all(const char *path);
+
+/*
  * Election-safety monitor: remembers every (term, leader) and every term
  * change; a second leader in one term or a term going down is a violation.
  * Sparse in terms: a hostile term of 2^31-1 costs one entry. Thread-safe;

@@ -31,7 +31,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
@@ -421,19 +420,13 @@ static bool find_server(struct world *w)
 	return access(w->server_path, X_OK) == 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 ? -1 : 0;
-}
-
 /* rm -r path. */
 static void remove_tree(const char *path)
 {
-	if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
-		tlog("cannot remove %s: %s", path, strerror(errno));
+	int rc = remove_all(path);
+
+	if (rc < 0)
+		tlog("cannot remove %s: %s", path, strerror(-rc));
 }
 
 static struct world *world_new(void)

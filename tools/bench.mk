@@ -39,7 +39,7 @@ $(BENCH_DIR)/%.o: %.c $(CORE_HDRS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) -c $< -o $@
 
-tools/raft-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,$(CORE_SRCS) tools/raft-bench.c)
+tools/raft-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,$(CORE_SRCS) tools/raft-bench.c tools/bench_stats.c)
 	$(CC) $^ $(LDLIBS_BASE) -o $@
 
 # Part 2's objects (part2/part2.mk has PART2_*): their symbols clash with
@@ -50,7 +50,7 @@ $(BENCH_DIR)/part2/%.o: part2/%.c $(PART2_HDRS) $(LIB_HDRS) | deps
 
 $(BENCH_DIR)/tools/part2-bench.o: $(PART2_HDRS)
 
-tools/part2-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,part2/raft.c part2/server.c $(LIB_SRCS) tools/part2-bench.c)
+tools/part2-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,part2/raft.c part2/server.c $(LIB_SRCS) tools/part2-bench.c tools/bench_stats.c)
 	$(CC) $^ $(LDLIBS_BASE) -o $@
 
 # Part 3's bench is part2-bench.c again, with RAFT_PART=3 and part3/'s
@@ -64,8 +64,12 @@ $(BENCH_DIR)/tools/part3-bench.o: tools/part2-bench.c $(PART3_HDRS) $(LIB_HDRS) 
 	$(CC) $(BENCH_CFLAGS) -DRAFT_PART=3 -c $< -o $@
 
 tools/part3-bench: $(patsubst %.c,$(BENCH_DIR)/%.o,part3/raft.c part3/server.c part3/storage.c $(LIB_SRCS)) \
-		$(BENCH_DIR)/tools/part3-bench.o
+		$(BENCH_DIR)/tools/part3-bench.o $(BENCH_DIR)/tools/bench_stats.o
 	$(CC) $^ $(LDLIBS_BASE) -o $@
+
+# The samples, summaries and JSON lines every bench shares.
+$(patsubst %,$(BENCH_DIR)/tools/%.o,raft-bench part2-bench part3-bench bench_stats): \
+	tools/bench_stats.h
 
 bench: tools/raft-bench tools/part2-bench tools/part3-bench build-tsan/raft_test
 	@echo "bench: $$(nproc) cores, load $$(cut -d' ' -f1-3 /proc/loadavg); server log in $(BENCH_LOG)"

@@ -38,6 +38,8 @@
 #include "lib/chan.h"
 #include "lib/clock.h"
 #include "lib/go.h"
+#include "lib/testing.h"
+#include "tools/bench_stats.h"
 /*
  * Built twice: as part2-bench (RAFT_PART 2, part2/'s objects) and as
  * part3-bench (RAFT_PART 3, part3/'s): the same cluster and measurements,
@@ -47,7 +49,6 @@
 #define RAFT_PART 2
 #endif
 #if RAFT_PART == 3
-#include <ftw.h>
 #include <unistd.h>
 
 #include "part3/raft.h"
@@ -77,75 +78,6 @@
 #define MAX_COMMITS                                                                                \
 	(1 + LATENCY_SAMPLES + PREFILL_ENTRIES + 2 * THROUGHPUT_RUNS * THROUGHPUT_SUBMITS + 16)
 #define COLLECTOR_WAIT_MS 2000
-
-/* ---- samples and their summary (as tools/raft-bench.c) ------------------- */
-
-struct samples {
-	double *v;
-	int n;
-	int cap;
-};
-
-enum bench_stat { STAT_MIN, STAT_MEDIAN, STAT_P90, STAT_P99, STAT_MAX, NSTATS };
-
-struct summary {
-	int n;
-	double stat[NSTATS];
-};
-
-static int samples_add(struct samples *s, double x)
-{
-	if (s->n == s->cap) {
-		int cap = s->cap ? s->cap * 2 : 64;
-		double *v = reallocarray(s->v, (size_t)cap, sizeof(double));
-
-		if (!v) {
-			fprintf(stderr, PROG ": out of memory for samples\n");
-			return -ENOMEM;
-		}
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = x;
-	return 0;
-}
-
-static void samples_free(struct samples *s)
-{
-	free(s->v);
-	s->v = NULL;
-	s->n = s->cap = 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample with at least permille/1000 of all at or below it. */
-static double rank(const double *sorted, int n, int permille)
-{
-	int idx = (permille * n + 999) / 1000 - 1;
-
-	return sorted[idx < 0 ? 0 : idx];
-}
-
-/* Sorts s in place. Expects s->n > 0. */
-static void summarize(struct samples *s, struct summary *sum)
-{
-	double *v = s->v;
-	int n = s->n;
-
-	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	sum->n = n;
-	sum->stat[STAT_MIN] = v[0];
-	sum->stat[STAT_MEDIAN] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	sum->stat[STAT_P90] = rank(v, n, 900);
-	sum->stat[STAT_P99] = rank(v, n, 990);
-	sum->stat[STAT_MAX] = v[n - 1];
-}
 
 /* ---- targets (issue 9) --------------------------------------------------- */
 
@@ -293,10 +225,7 @@ static void print_row(struct bench *b, const char *name, const char *unit,
 {
 	const struct target *t = find_target(name);
 	const double *v = sum->stat;
-	int p = strcmp(unit, "commits/s") == 0 ? 0
-		: strcmp(unit, "ms") == 0      ? 1
-		: strcmp(unit, "fsyncs") == 0  ? 4
-					       : 2;
+	int p = unit_precision(unit);
 
 	printf("| %s | %s | %d | %.*f | %.*f | %.*f | %.*f | %.*f | %s | %s | %s |\n", name, unit,
 	       sum->n, p, v[STAT_MIN], p, v[STAT_MEDIAN], p, v[STAT_P90], p, v[STAT_P99], p,
@@ -308,18 +237,7 @@ static void print_row(struct bench *b, const char *name, const char *unit,
 static int write_json(struct bench *b, const char *name, const char *unit,
 		      const struct summary *sum)
 {
-	const double *v = sum->stat;
-
-	fprintf(b->json,
-		"{\"name\": \"%s\", \"unit\": \"%s\", \"n\": %d, \"min\": %.6g, "
-		"\"median\": %.6g, \"p90\": %.6g, \"p99\": %.6g, \"max\": %.6g}\n",
-		name, unit, sum->n, v[STAT_MIN], v[STAT_MEDIAN], v[STAT_P90], v[STAT_P99],
-		v[STAT_MAX]);
-	if (fflush(b->json) != 0 || ferror(b->json)) {
-		fprintf(stderr, PROG ": writing %s: %s\n", b->json_path, strerror(errno));
-		return -EIO;
-	}
-	return 0;
+	return write_json_line(b->json, b->json_path, name, unit, sum);
 }
 
 /* Summarizes s, prints the row and writes the JSON line; frees s. */
@@ -390,14 +308,6 @@ static void collect(void *arg)
 }
 
 #if RAFT_PART == 3
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 ? -1 : 0;
-}
-
 /* A storage for server id: in memory, or in a directory of c->dir. */
 static struct storage *open_storage(struct cluster *c, int id)
 {
@@ -437,8 +347,12 @@ static void cluster_free(struct cluster *c)
 #endif
 	}
 #if RAFT_PART == 3
-	if (c->dir[0] && nftw(c->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
-		fprintf(stderr, PROG ": cannot remove %s: %s\n", c->dir, strerror(errno));
+	if (c->dir[0]) {
+		int rc = remove_all(c->dir);
+
+		if (rc < 0)
+			fprintf(stderr, PROG ": cannot remove %s: %s\n", c->dir, strerror(-rc));
+	}
 #endif
 	chan_free(c->ready);
 	go_group_free(c->tasks);

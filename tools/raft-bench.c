@@ -44,6 +44,7 @@
 #include "lib/go.h"
 #include "raft.h"
 #include "server.h"
+#include "tools/bench_stats.h"
 
 #define PROG "raft-bench"
 
@@ -58,77 +59,6 @@
 #define RPC_WARMUP	    100
 #define RPC_CALLS	    2000
 #define SHUTDOWN_SAMPLES    10
-
-/* ---- samples and their summary ------------------------------------------ */
-
-struct samples {
-	double *v;
-	int n;
-	int cap;
-};
-
-/* STAT_EXTRA is the line's extra count (struct extra), if it has one. */
-enum bench_stat { STAT_MIN, STAT_MEDIAN, STAT_P90, STAT_P99, STAT_MAX, STAT_EXTRA };
-
-struct summary {
-	int n;
-	double stat[STAT_EXTRA + 1];
-	const char *extra_key; /* NULL: no extra count */
-};
-
-static int samples_add(struct samples *s, double x)
-{
-	if (s->n == s->cap) {
-		int cap = s->cap ? s->cap * 2 : 64;
-		double *v = reallocarray(s->v, (size_t)cap, sizeof(double));
-
-		if (!v) {
-			fprintf(stderr, PROG ": out of memory for samples\n");
-			return -ENOMEM;
-		}
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = x;
-	return 0;
-}
-
-static void samples_free(struct samples *s)
-{
-	free(s->v);
-	s->v = NULL;
-	s->n = s->cap = 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample with at least permille/1000 of all at or below it. */
-static double rank(const double *sorted, int n, int permille)
-{
-	int idx = (permille * n + 999) / 1000 - 1;
-
-	return sorted[idx < 0 ? 0 : idx];
-}
-
-/* Sorts s in place (order does not matter once measured). Expects s->n > 0. */
-static void summarize(struct samples *s, struct summary *sum)
-{
-	double *v = s->v;
-	int n = s->n;
-
-	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	sum->n = n;
-	sum->stat[STAT_MIN] = v[0];
-	sum->stat[STAT_MEDIAN] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	sum->stat[STAT_P90] = rank(v, n, 900);
-	sum->stat[STAT_P99] = rank(v, n, 990);
-	sum->stat[STAT_MAX] = v[n - 1];
-}
 
 /* ---- targets (issues 4 and 8) ------------------------------------------ */
 
@@ -243,18 +173,6 @@ static double check_limit(const struct bench *b, const struct target *t, const s
 	return ref ? c->limit * ref->stat[c->stat] : -1;
 }
 
-/* Digits after the point in the table, by unit. */
-static int unit_precision(const char *unit)
-{
-	if (strcmp(unit, "CPU-s/s") == 0)
-		return 5;
-	if (strcmp(unit, "CPU-s") == 0 || strcmp(unit, "s") == 0)
-		return 2;
-	if (strcmp(unit, "kB") == 0 || strcmp(unit, "threads") == 0)
-		return 0;
-	return 1;
-}
-
 static void print_table_header(void)
 {
 	printf("| name | unit | n | min | median | p90 | p99 | max | Go part1 | target | |\n");
@@ -303,22 +221,7 @@ static void print_row(struct bench *b, const char *name, const char *unit,
 static int write_json(struct bench *b, const char *name, const char *unit,
 		      const struct summary *sum)
 {
-	const double *v = sum->stat;
-
-	fprintf(b->json,
-		"{\"name\": \"%s\", \"unit\": \"%s\", \"n\": %d, \"min\": %.6g, "
-		"\"median\": %.6g, \"p90\": %.6g, \"p99\": %.6g, \"max\": %.6g",
-		name, unit, sum->n, v[STAT_MIN], v[STAT_MEDIAN], v[STAT_P90], v[STAT_P99],
-		v[STAT_MAX]);
-	if (sum->extra_key)
-		fprintf(b->json, ", \"%s\": %.0f", sum->extra_key, v[STAT_EXTRA]);
-	fprintf(b->json, "}\n");
-	/* Flushed per line: an interrupted run keeps what it measured. */
-	if (fflush(b->json) != 0 || ferror(b->json)) {
-		fprintf(stderr, PROG ": writing %s: %s\n", b->json_path, strerror(errno));
-		return -EIO;
-	}
-	return 0;
+	return write_json_line(b->json, b->json_path, name, unit, sum);
 }
 
 /*

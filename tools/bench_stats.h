@@ -1,0 +1,44 @@
+/*
+ * What the benchmarks (tools/raft-bench.c, tools/part2-bench.c) share:
+ * samples, their summary (min, median, nearest-rank p90/p99, max), the
+ * digits a unit is printed with, and the JSON line each measurement leaves
+ * in BENCH_OUT.
+ */
+#ifndef TOOLS_BENCH_STATS_H
+#define TOOLS_BENCH_STATS_H
+
+#include <stdio.h>
+
+struct samples {
+	double *v;
+	int n;
+	int cap;
+};
+
+/* STAT_EXTRA is a line's extra count (raft-bench's struct extra), if it has one. */
+enum bench_stat { STAT_MIN, STAT_MEDIAN, STAT_P90, STAT_P99, STAT_MAX, STAT_EXTRA, NSTATS };
+
+struct summary {
+	int n;
+	double stat[NSTATS];
+	const char *extra_key; /* NULL: no extra count */
+};
+
+/* Appends x; 0, or -ENOMEM (after saying so on stderr). */
+int samples_add(struct samples *s, double x);
+void samples_free(struct samples *s);
+
+/* Sorts s in place (order does not matter once measured); no extra count. Expects s->n > 0. */
+void summarize(struct samples *s, struct summary *sum);
+
+/* Digits after the point in the table, by unit. */
+int unit_precision(const char *unit);
+
+/*
+ * One JSON line of sum to f, flushed (an interrupted run keeps what it
+ * measured); 0, or -EIO after saying why, naming path.
+ */
+int write_json_line(FILE *f, const char *path, const char *name, const char *unit,
+		    const struct summary *sum);
+
+#endif
