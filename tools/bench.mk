@@ -6,7 +6,7 @@
 #   make bench               run it: a markdown table on stdout, one JSON
 #                            line per measurement in $(BENCH_OUT)
 #   make bench BENCH_ARGS='rpc idle'   only some groups (see raft-bench -h)
-#   make tools/part2-bench   part 2's bench (commit latency and throughput,
+#   make tools/part2-bench   part 2's bench (commit latency, throughput, idle cost and RSS,
 #                            issue 9), which `make bench` runs after raft-bench;
 #                            PART2_BENCH_ARGS='latency3' for some groups only
 #   make tools/part3-bench   part 3's (issue 10): the same source with
@@ -14,7 +14,7 @@
 #                            delay, a 100,000-entry log and file storage;
 #                            PART3_BENCH_ARGS='file3' for some groups only
 #
-# Not part of `make test`: it takes about three minutes (and part 2's half a minute) and wants a quiet
+# Not part of `make test`: it takes about three minutes (part 2's and part 3's about a minute each) and wants a quiet
 # machine.
 
 BENCH_DIR := build-bench

@@ -1,8 +1,10 @@
 /* What the benchmarks share (tools/bench_stats.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "tools/bench_stats.h"
 
@@ -96,4 +98,61 @@ int write_json_line(FILE *f, const char *path, const char *name, const char *uni
 		return -EIO;
 	}
 	return 0;
+}
+
+/* ---- the process ----------------------------------------------------------- */
+
+double process_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0) {
+		fprintf(stderr, "%s: getrusage: %s\n", program_invocation_short_name, strerror(errno));
+		return 0;
+	}
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+int process_threads(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!dir) {
+		fprintf(stderr, "%s: /proc/self/task: %s\n", program_invocation_short_name,
+			strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+long process_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f) {
+		fprintf(stderr, "%s: /proc/self/status: %s\n", program_invocation_short_name,
+			strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+
+		if (strncmp(line, "VmRSS:", 6) != 0)
+			continue;
+		errno = 0;
+		kb = strtol(line + 6, &end, 10);
+		if (errno || end == line + 6)
+			kb = -1;
+		break;
+	}
+	fclose(f);
+	return kb;
 }

@@ -1,8 +1,8 @@
 /*
  * What the benchmarks (tools/raft-bench.c, tools/part2-bench.c) share:
  * samples, their summary (min, median, nearest-rank p90/p99, max), the
- * digits a unit is printed with, and the JSON line each measurement leaves
- * in BENCH_OUT.
+ * digits a unit is printed with, the JSON line each measurement leaves
+ * in BENCH_OUT, and the process's CPU time, threads and RSS.
  */
 #ifndef TOOLS_BENCH_STATS_H
 #define TOOLS_BENCH_STATS_H
@@ -40,5 +40,15 @@ int unit_precision(const char *unit);
  */
 int write_json_line(FILE *f, const char *path, const char *name, const char *unit,
 		    const struct summary *sum);
+
+/*
+ * The process's cost and footprint, for the idle measurements: CPU
+ * seconds used so far (user + system; 0 after saying why if unknown), its
+ * threads (entries of /proc/self/task) and its VmRSS in kB (-1 after saying
+ * why if unknown).
+ */
+double process_cpu_seconds(void);
+int process_threads(void);
+long process_rss_kb(void);
 
 #endif

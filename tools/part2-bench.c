@@ -6,11 +6,12 @@
  *     is submitted once the last is delivered), so that each waits for the
  *     next 50 ms heartbeat, as in Go;
  *   - throughput: 5,000 commands submitted to the leader at once, commits
- *     per second until every server has delivered all of them.
+ *     per second until every server has delivered all of them;
+ *   - idle cost and RSS of 5 servers at rest, as raft-bench measures part 1.
  * Both for 3 and 5 servers, with the CM's log off (RAFT_DEBUG=0) and the
  * RPC proxy's 1-5 ms delay on, as Go's figures were taken.
  *
- *   tools/part2-bench [GROUP...]   GROUP: latency3 latency5 throughput3 throughput5
+ *   tools/part2-bench [GROUP...]   GROUP: latency3 latency5 throughput3 throughput5 idle5
  *   BENCH_OUT=FILE (default bench-results.jsonl) gets one JSON line per
  *   measurement, appended (`make bench` runs tools/raft-bench first, which
  *   starts the file); stdout gets a markdown table in raft-bench's format
@@ -78,6 +79,11 @@
 #define MAX_COMMITS                                                                                \
 	(1 + LATENCY_SAMPLES + PREFILL_ENTRIES + 2 * THROUGHPUT_RUNS * THROUGHPUT_SUBMITS + 16)
 #define COLLECTOR_WAIT_MS 2000
+/* The idle windows and the footprint's, as tools/raft-bench.c's. */
+#define IDLE_WINDOWS	    3
+#define IDLE_WINDOW_S	    10
+#define FOOTPRINT_WINDOW_MS 5000
+#define FOOTPRINT_PERIOD_MS 10
 
 /* ---- targets (issue 9) --------------------------------------------------- */
 
@@ -140,6 +146,9 @@ static const struct target targets[] = {
 	  1,
 	  { { STAT_MEDIAN, 2000, true } } },
 	{ "fsyncs_per_commit_file_3", "", "median < 1", 1, { { STAT_MEDIAN, 0.999, false } } },
+	/* Issue 9: no worse than part 1's (raft-bench's idle_cpu_s_per_s_5, rss_kb_5 targets). */
+	{ "idle_cpu_s_per_s_5", "", "max <= 0.012 (part 1's)", 1, { { STAT_MAX, 0.012, false } } },
+	{ "rss_kb_5", "", "max <= 4096 (part 1's)", 1, { { STAT_MAX, 4096, false } } },
 };
 #else
 /*
@@ -172,6 +181,9 @@ static const struct target targets[] = {
 	  "median >= 49800 (Go beside)",
 	  1,
 	  { { STAT_MEDIAN, 49800, true } } },
+	/* Issue 9: no worse than part 1's (raft-bench's idle_cpu_s_per_s_5, rss_kb_5 targets). */
+	{ "idle_cpu_s_per_s_5", "", "max <= 0.012 (part 1's)", 1, { { STAT_MAX, 0.012, false } } },
+	{ "rss_kb_5", "", "max <= 4096 (part 1's)", 1, { { STAT_MAX, 4096, false } } },
 };
 #endif
 
@@ -764,6 +776,51 @@ static int bench_file3(struct bench *b)
 }
 #endif
 
+/*
+ * Idle cost and footprint: CPU seconds per wall second of the whole
+ * process over IDLE_WINDOWS windows, then its VmRSS every 10 ms for 5 s,
+ * with a healthy cluster of 5 at rest (one command committed, map
+ * storage). The same windows as raft-bench's idle_cpu_s_per_s_5 and
+ * rss_kb_5 for part 1; the bench's own cost is raft-bench's idle0.
+ */
+static int bench_idle5(struct bench *b)
+{
+	struct samples idle = { 0 }, rss = { 0 };
+	int leader, count, rc = 0;
+	struct cluster *c = warm_cluster(5, false, &leader, &count);
+
+	if (!c)
+		return -1;
+	for (int w = 0; w < IDLE_WINDOWS && rc == 0; w++) {
+		struct timespec t0 = mono_now();
+		double cpu0 = process_cpu_seconds();
+
+		sleep_ms(IDLE_WINDOW_S * 1000);
+		rc = samples_add(&idle, (process_cpu_seconds() - cpu0) /
+						((double)timespec_diff_ns(mono_now(), t0) / 1e9));
+	}
+	for (int i = 0; i < FOOTPRINT_WINDOW_MS / FOOTPRINT_PERIOD_MS && rc == 0; i++) {
+		long kb = process_rss_kb();
+
+		rc = kb < 0 ? -EIO : samples_add(&rss, (double)kb);
+		sleep_ms(FOOTPRINT_PERIOD_MS);
+	}
+	/* At rest, the leader stays: a change would mean a cost that is not idle. */
+	if (rc == 0 && find_leader(c) != leader) {
+		fprintf(stderr, PROG ": the leader changed while idle\n");
+		rc = -EAGAIN;
+	}
+	if (cluster_stop(c) < 0 && rc == 0)
+		rc = -ETIMEDOUT;
+	if (rc == 0)
+		rc = report(b, "idle_cpu_s_per_s_5", "CPU-s/s", &idle);
+	if (rc == 0)
+		rc = report(b, "rss_kb_5", "kB", &rss);
+	samples_free(&idle);
+	samples_free(&rss);
+	return rc;
+}
+
 static const struct group {
 	const char *name;
 	int (*run)(struct bench *b);
@@ -772,6 +829,7 @@ static const struct group {
 	{ "latency5", bench_latency5 },
 	{ "throughput3", bench_throughput3 },
 	{ "throughput5", bench_throughput5 },
+	{ "idle5", bench_idle5 },
 #if RAFT_PART == 3
 	{ "latency_nodelay3", bench_latency_nodelay3 },
 	{ "latency_nodelay5", bench_latency_nodelay5 },

@@ -22,7 +22,6 @@
  * The harness reports a broken cluster through cmocka's fail_msg, which
  * outside a cmocka test prints the reason and exits with status 255.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -426,17 +425,6 @@ static int bench_failover(struct bench *b, int n)
 
 /* ---- idle cost and footprint ---------------------------------------------- */
 
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) < 0) {
-		fprintf(stderr, PROG ": getrusage: %s\n", strerror(errno));
-		return 0;
-	}
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 /*
  * CPU seconds per wall second of the whole process, over IDLE_WINDOWS
@@ -451,11 +439,11 @@ static int measure_idle(struct samples *s, harness_t *h, int n, int *changes)
 	*changes = 0;
 	for (int w = 0; w < IDLE_WINDOWS; w++) {
 		struct timespec t0 = mono_now();
-		double cpu0 = cpu_seconds();
+		double cpu0 = process_cpu_seconds();
 		int t = -1, id;
 
 		sleep_ms(IDLE_WINDOW_S * 1000);
-		if (samples_add(s, (cpu_seconds() - cpu0) / (ms_since(t0) / 1e3)) < 0)
+		if (samples_add(s, (process_cpu_seconds() - cpu0) / (ms_since(t0) / 1e3)) < 0)
 			return -ENOMEM;
 		id = h ? find_leader(h, n, -1, &t) : -1;
 		if (id != leader || t != term) {
@@ -469,48 +457,7 @@ static int measure_idle(struct samples *s, harness_t *h, int n, int *changes)
 	return 0;
 }
 
-/* Threads of this process: the entries of /proc/self/task. */
-static int count_tasks(void)
-{
-	DIR *dir = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
 
-	if (!dir) {
-		fprintf(stderr, PROG ": /proc/self/task: %s\n", strerror(errno));
-		return -1;
-	}
-	while ((e = readdir(dir)))
-		n += e->d_name[0] != '.';
-	closedir(dir);
-	return n;
-}
-
-/* VmRSS of this process in kB, or -1. */
-static long rss_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-
-	if (!f) {
-		fprintf(stderr, PROG ": /proc/self/status: %s\n", strerror(errno));
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *end;
-
-		if (strncmp(line, "VmRSS:", 6) != 0)
-			continue;
-		errno = 0;
-		kb = strtol(line + 6, &end, 10);
-		if (errno || end == line + 6)
-			kb = -1;
-		break;
-	}
-	fclose(f);
-	return kb;
-}
 
 struct footprint {
 	struct samples threads;	  /* cluster threads, every 10 ms */
@@ -537,8 +484,8 @@ static int measure_footprint(struct footprint *f, int base_tasks)
 		long kb;
 
 		sleep_tick(&tick, FOOTPRINT_PERIOD_MS * 1000000L);
-		tasks = count_tasks();
-		kb = rss_kb();
+		tasks = process_threads();
+		kb = process_rss_kb();
 		if (tasks < 0 || kb < 0)
 			return -EIO;
 		rc = samples_add(&f->threads, tasks - base_tasks);
@@ -563,7 +510,7 @@ static int bench_idle(struct bench *b)
 {
 	struct samples idle = { 0 };
 	struct footprint f = { 0 };
-	int base = count_tasks(), term, changes, rc = -EIO;
+	int base = process_threads(), term, changes, rc = -EIO;
 	harness_t *h = harness_new(5);
 
 	if (base < 0 || wait_stable_leader(h, 5, &term) < 0 ||
