@@ -845,26 +845,6 @@ static struct timespec grid_tick_at_or_after(struct timespec start, struct times
 }
 
 /*
- * Where an election timer's 10 ms grid starts: now, less a random part of
- * a tick. Go's ticker starts when its goroutine runs, and the followers of
- * a leader start theirs at nearly the same instant (on the leader's first
- * message), so their grids nearly coincide: two whose timeouts fall in one
- * 10 ms step fire together and split the vote. Ours start closer together
- * than Go's, because the message reaches the followers faster (median gap
- * between two followers' grids 0.87 ms against Go's 1.55, in
- * RAFT_UNRELIABLE_RPC runs of part 2's TestCommitsWithLeaderDisconnects),
- * and three times as many elections there tied within 3 ms (17 in 200
- * runs; Go 6 in 220). A random phase keeps Go's 10 ms steps and
- * decorrelates the followers' grids, as the randomized timeouts intend
- * (section 5.2 of the paper): 3 ties in 200 runs.
- */
-struct timespec election_ticker_start(void)
-{
-	return timespec_add_ns(mono_now(),
-			       -(long long)arc4random_uniform(ELECTION_TICK_MS * 1000000U));
-}
-
-/*
  * Sleeps until the tick at which Go's 10 ms ticker would see something to
  * decide: the first tick at or after election_reset_event + timeout (when
  * the timeout may have elapsed), or, once the term or state has changed
@@ -919,7 +899,17 @@ void run_election_timer(struct cm *cm)
 	dlog(cm, "election timer started (%dms), term=%d", timeout_ms, term_started);
 
 	pthread_mutex_lock(&cm->mu);
-	start = election_ticker_start();
+	/*
+	 * The grid starts now, as Go's ticker does; not at a random phase. A
+	 * follower starts this timer on the leader's first message, just
+	 * before the leader's heartbeats start, so it ticks a few ms after
+	 * each heartbeat arrives: a heartbeat that comes one timeout after the
+	 * last (TestDisconnectLeaderBriefly: a 90 ms disconnect, a 150 ms
+	 * timeout) lands before the tick. A random phase was tried: it evened
+	 * out split votes under RAFT_UNRELIABLE_RPC but lost that race (2 of
+	 * 27 part-3 suite runs).
+	 */
+	start = mono_now();
 	for (;;) {
 		wait_for_decision(cm, start, term_started, timeout_ms);
 

@@ -247,7 +247,6 @@ int restore_from_storage(struct cm *cm);
 /* Internal steps of the state machine, visible for tests. */
 int election_timeout(struct cm *cm); /* milliseconds */
 void run_election_timer(struct cm *cm);
-struct timespec election_ticker_start(void); /* where a timer's 10 ms grid starts */
 void start_election(struct cm *cm);	       /* expects cm->mu held */
 void become_follower(struct cm *cm, int term); /* expects cm->mu held */
 void start_leader(struct cm *cm);	       /* expects cm->mu held */

@@ -26,7 +26,6 @@
 
 #include "harness.h"
 #include "lib/chan.h"
-#include "lib/clock.h"
 #include "lib/commit_monitor.h"
 #include "lib/go.h"
 #include "lib/log.h"
@@ -1110,29 +1109,6 @@ static void TestLoneObsoleteTimerEnds(void **state)
 	assert_true(wait_tasks(g, 3, 1000));
 }
 
-/*
- * Election timers start their 10 ms grids at random phases within a tick
- * (election_ticker_start), so that followers that heard the same message
- * do not all fire on the same ticks. 1,000 starts hit every millisecond of
- * the tick; without the random phase all would be in the first.
- */
-static void TestLoneTimerGridPhasesSpread(void **state)
-{
-	int hits[10] = { 0 };
-
-	(void)state;
-	for (int i = 0; i < 1000; i++) {
-		struct timespec start = election_ticker_start();
-		long long phase_ns = timespec_diff_ns(mono_now(), start);
-
-		assert_true(phase_ns >= 0);
-		hits[phase_ns / 1000000 % 10]++;
-	}
-	for (int ms = 0; ms < 10; ms++)
-		if (hits[ms] == 0)
-			fail_msg("no timer grid started %d-%d ms into a tick", ms, ms + 1);
-}
-
 /* One vote per term: a second candidate is refused, the first re-granted. */
 static void TestLoneOneVotePerTerm(void **state)
 {
@@ -2047,7 +2023,6 @@ static const struct CMUnitTest all_tests[] = {
 	TEST(TestLoneHigherTermReplyNeverLowersTerm),
 	TEST(TestLoneVoteForAnotherTermNotCounted),
 	TEST(TestLoneObsoleteTimerEnds),
-	TEST(TestLoneTimerGridPhasesSpread),
 	TEST(TestLoneOneVotePerTerm),
 	TEST(TestLoneCandidateStepsDownKeepsVote),
 	TEST(TestLoneAppendEntriesRefusesPrevLogMismatch),
