@@ -107,7 +107,8 @@ double process_cpu_seconds(void)
 	struct rusage ru;
 
 	if (getrusage(RUSAGE_SELF, &ru) < 0) {
-		fprintf(stderr, "%s: getrusage: %s\n", program_invocation_short_name, strerror(errno));
+		fprintf(stderr, "%s: getrusage: %s\n", program_invocation_short_name,
+			strerror(errno));
 		return 0;
 	}
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
