@@ -425,7 +425,6 @@ static int bench_failover(struct bench *b, int n)
 
 /* ---- idle cost and footprint ---------------------------------------------- */
 
-
 /*
  * CPU seconds per wall second of the whole process, over IDLE_WINDOWS
  * windows. With a cluster (h not NULL, n servers), *changes counts the
@@ -456,8 +455,6 @@ static int measure_idle(struct samples *s, harness_t *h, int n, int *changes)
 	}
 	return 0;
 }
-
-
 
 struct footprint {
 	struct samples threads;	  /* cluster threads, every 10 ms */
