@@ -146,9 +146,21 @@ static const struct target targets[] = {
 	  1,
 	  { { STAT_MEDIAN, 2000, true } } },
 	{ "fsyncs_per_commit_file_3", "", "median < 1", 1, { { STAT_MEDIAN, 0.999, false } } },
-	/* Issue 9: no worse than part 1's (raft-bench's idle_cpu_s_per_s_5, rss_kb_5 targets). */
-	{ "idle_cpu_s_per_s_5", "", "max <= 0.012 (part 1's)", 1, { { STAT_MAX, 0.012, false } } },
-	{ "rss_kb_5", "", "max <= 4096 (part 1's)", 1, { { STAT_MAX, 4096, false } } },
+	/*
+	 * Issue 9: no worse than part 1's. This program cannot see part 1's
+	 * figures (raft-bench idle measures them in the same make bench), so
+	 * the bars are part 1's targets.
+	 */
+	{ "idle_cpu_s_per_s_5",
+	  "",
+	  "max <= 0.012 (part 1's target; compare raft-bench)",
+	  1,
+	  { { STAT_MAX, 0.012, false } } },
+	{ "rss_kb_5",
+	  "",
+	  "max <= 4096 (part 1's target; compare raft-bench)",
+	  1,
+	  { { STAT_MAX, 4096, false } } },
 };
 #else
 /*
@@ -182,9 +194,21 @@ static const struct target targets[] = {
 	  "median >= 49116 (Go beside)",
 	  1,
 	  { { STAT_MEDIAN, 49116, true } } },
-	/* Issue 9: no worse than part 1's (raft-bench's idle_cpu_s_per_s_5, rss_kb_5 targets). */
-	{ "idle_cpu_s_per_s_5", "", "max <= 0.012 (part 1's)", 1, { { STAT_MAX, 0.012, false } } },
-	{ "rss_kb_5", "", "max <= 4096 (part 1's)", 1, { { STAT_MAX, 4096, false } } },
+	/*
+	 * Issue 9: no worse than part 1's. This program cannot see part 1's
+	 * figures (raft-bench idle measures them in the same make bench), so
+	 * the bars are part 1's targets.
+	 */
+	{ "idle_cpu_s_per_s_5",
+	  "",
+	  "max <= 0.012 (part 1's target; compare raft-bench)",
+	  1,
+	  { { STAT_MAX, 0.012, false } } },
+	{ "rss_kb_5",
+	  "",
+	  "max <= 4096 (part 1's target; compare raft-bench)",
+	  1,
+	  { { STAT_MAX, 4096, false } } },
 };
 #endif
 
