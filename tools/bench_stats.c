@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "lib/clock.h"
 #include "tools/bench_stats.h"
 
 int samples_add(struct samples *s, double x)
@@ -156,4 +157,13 @@ long process_rss_kb(void)
 	}
 	fclose(f);
 	return kb;
+}
+
+double idle_window_cpu_per_s(void)
+{
+	struct timespec t0 = mono_now();
+	double cpu0 = process_cpu_seconds();
+
+	sleep_ms(IDLE_WINDOW_S * 1000);
+	return (process_cpu_seconds() - cpu0) / ((double)timespec_diff_ns(mono_now(), t0) / 1e9);
 }

@@ -51,4 +51,18 @@ double process_cpu_seconds(void);
 int process_threads(void);
 long process_rss_kb(void);
 
+/*
+ * The idle measurement every bench makes (raft-bench's idle of part 1,
+ * part2-bench's idle5 of parts 2 and 3), so that the parts compare: windows
+ * of IDLE_WINDOW_S, IDLE_WINDOWS of them, then the footprint sampled every
+ * FOOTPRINT_PERIOD_MS for FOOTPRINT_WINDOW_MS.
+ */
+#define IDLE_WINDOWS	    3
+#define IDLE_WINDOW_S	    10
+#define FOOTPRINT_WINDOW_MS 5000
+#define FOOTPRINT_PERIOD_MS 10
+
+/* Sleeps one idle window; the process's CPU seconds per wall second over it. */
+double idle_window_cpu_per_s(void);
+
 #endif

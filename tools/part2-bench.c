@@ -79,11 +79,6 @@
 #define MAX_COMMITS                                                                                \
 	(1 + LATENCY_SAMPLES + PREFILL_ENTRIES + 2 * THROUGHPUT_RUNS * THROUGHPUT_SUBMITS + 16)
 #define COLLECTOR_WAIT_MS 2000
-/* The idle windows and the footprint's, as tools/raft-bench.c's. */
-#define IDLE_WINDOWS	    3
-#define IDLE_WINDOW_S	    10
-#define FOOTPRINT_WINDOW_MS 5000
-#define FOOTPRINT_PERIOD_MS 10
 
 /* ---- targets (issue 9) --------------------------------------------------- */
 
@@ -811,14 +806,8 @@ static int bench_idle5(struct bench *b)
 
 	if (!c)
 		return -1;
-	for (int w = 0; w < IDLE_WINDOWS && rc == 0; w++) {
-		struct timespec t0 = mono_now();
-		double cpu0 = process_cpu_seconds();
-
-		sleep_ms(IDLE_WINDOW_S * 1000);
-		rc = samples_add(&idle, (process_cpu_seconds() - cpu0) /
-						((double)timespec_diff_ns(mono_now(), t0) / 1e9));
-	}
+	for (int w = 0; w < IDLE_WINDOWS && rc == 0; w++)
+		rc = samples_add(&idle, idle_window_cpu_per_s());
 	for (int i = 0; i < FOOTPRINT_WINDOW_MS / FOOTPRINT_PERIOD_MS && rc == 0; i++) {
 		long kb = process_rss_kb();
 

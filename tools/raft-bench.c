@@ -47,17 +47,13 @@
 
 #define PROG "raft-bench"
 
-#define POLL_NS		    1000000L /* 1 ms */
-#define STABLE_LEADER_MS    300	     /* same leader and term this long */
-#define LEADER_TIMEOUT_MS   5000     /* no leader this long: the cluster is broken */
-#define ELECTION_SAMPLES    30
-#define IDLE_WINDOWS	    3
-#define IDLE_WINDOW_S	    10
-#define FOOTPRINT_WINDOW_MS 5000
-#define FOOTPRINT_PERIOD_MS 10
-#define RPC_WARMUP	    100
-#define RPC_CALLS	    2000
-#define SHUTDOWN_SAMPLES    10
+#define POLL_NS		  1000000L /* 1 ms */
+#define STABLE_LEADER_MS  300	   /* same leader and term this long */
+#define LEADER_TIMEOUT_MS 5000	   /* no leader this long: the cluster is broken */
+#define ELECTION_SAMPLES  30
+#define RPC_WARMUP	  100
+#define RPC_CALLS	  2000
+#define SHUTDOWN_SAMPLES  10
 
 /* ---- targets (issues 4 and 8) ------------------------------------------ */
 
@@ -437,12 +433,9 @@ static int measure_idle(struct samples *s, harness_t *h, int n, int *changes)
 
 	*changes = 0;
 	for (int w = 0; w < IDLE_WINDOWS; w++) {
-		struct timespec t0 = mono_now();
-		double cpu0 = process_cpu_seconds();
 		int t = -1, id;
 
-		sleep_ms(IDLE_WINDOW_S * 1000);
-		if (samples_add(s, (process_cpu_seconds() - cpu0) / (ms_since(t0) / 1e3)) < 0)
+		if (samples_add(s, idle_window_cpu_per_s()) < 0)
 			return -ENOMEM;
 		id = h ? find_leader(h, n, -1, &t) : -1;
 		if (id != leader || t != term) {
