@@ -1714,6 +1714,30 @@ static void TestHarnessDisconnectedCallsFail(void **state)
 	assert_int_equal(call_append_entries(h, 2, 0), 0);
 }
 
+/*
+ * Reconnecting a server links it with the connected servers only: one that a
+ * test cut off stays cut off until it is reconnected itself (Go's
+ * ReconnectPeer linked it too; see harness_reconnect_peer).
+ */
+static void TestHarnessReconnectLeavesOthersCutOff(void **state)
+{
+	harness_t *h = new_harness(state, 3);
+
+	harness_disconnect_peer(h, 0);
+	harness_disconnect_peer(h, 1);
+	harness_reconnect_peer(h, 1);
+	assert_int_equal(call_append_entries(h, 1, 2), 0);
+	assert_int_equal(call_append_entries(h, 2, 1), 0);
+	assert_int_not_equal(call_append_entries(h, 0, 1), 0);
+	assert_int_not_equal(call_append_entries(h, 1, 0), 0);
+	assert_int_not_equal(call_append_entries(h, 0, 2), 0);
+
+	harness_reconnect_peer(h, 0);
+	assert_int_equal(call_append_entries(h, 0, 1), 0);
+	assert_int_equal(call_append_entries(h, 1, 0), 0);
+	assert_int_equal(call_append_entries(h, 2, 0), 0);
+}
+
 /* After harness_shutdown every thread the servers started is joined. */
 static void TestHarnessShutdownLeavesNoThread(void **state)
 {
@@ -2041,6 +2065,7 @@ static const struct CMUnitTest all_tests[] = {
 	TEST(TestCommitMonitorCatchesViolations),
 	TEST(TestCommitMonitorFailsOnForgedCommit),
 	TEST(TestHarnessDisconnectedCallsFail),
+	TEST(TestHarnessReconnectLeavesOthersCutOff),
 	TEST(TestHarnessShutdownLeavesNoThread),
 	TEST(TestHarnessConcurrentClients),
 	TEST(TestBacklogLongerThanOneMessage),
