@@ -205,8 +205,7 @@ static const char *format_peer_map(struct cm *cm, const int *v, char *buf, size_
 }
 
 /* Go's %+v (plus) or %v of AppendEntriesArgs. */
-const char *format_ae_args(const struct append_entries_args *a, bool plus, char *buf,
-			   size_t size)
+const char *format_ae_args(const struct append_entries_args *a, bool plus, char *buf, size_t size)
 {
 	char entries[FMT_SIZE];
 	const char *e;

@@ -267,8 +267,7 @@ char *format_command(const struct cm_command *c, char *buf, size_t size);
  * Go's %v of AppendEntriesArgs, "{1 0 -1 -1 [{5 1}] -1}", or with plus its
  * %+v, "{Term:1 LeaderId:0 ...}". Returns buf.
  */
-const char *format_ae_args(const struct append_entries_args *a, bool plus, char *buf,
-			   size_t size);
+const char *format_ae_args(const struct append_entries_args *a, bool plus, char *buf, size_t size);
 
 /* Go's cm.dlog: "[id] msg", unless RAFT_DEBUG=0. */
 void dlog(struct cm *cm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
