@@ -82,8 +82,8 @@ const char *cm_state_string(enum cm_state s)
 /*
  * What a formatter returns when the log is off, without a byte written: each
  * log line's buffer is FMT_SIZE bytes of the caller's stack, and a page of it
- * written once stays in the thread's resident memory for good (issue 9's RSS
- * bar; the formatting itself is work for nobody).
+ * written once stays in the thread's resident memory for good (and the
+ * formatting itself would be work for nobody).
  */
 #define LOG_OFF ""
 
@@ -142,7 +142,7 @@ char *format_command(const struct cm_command *c, char *buf, size_t size)
 
 /*
  * Go's %v of a []LogEntry, "[{42 1} {55 1}]", or with plus its %+v,
- * "[{Command:42 Term:1}]". Returns buf.
+ * "[{Command:42 Term:1}]". Returns buf (LOG_OFF when the log is off).
  */
 static const char *format_entries(const struct log_entry *e, int n, bool plus, char *buf,
 				  size_t size)
