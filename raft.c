@@ -540,34 +540,36 @@ void become_follower(struct cm *cm, int term)
 	go_election_timer(cm);
 }
 
-/* The goroutine of startLeader: heartbeats every 50 ms while leader. */
 /*
- * The heartbeat after the one due at tick, as Go's time.Ticker gives them:
- * on a grid of HEARTBEAT_MS from the first, so that a late wake-up does not
- * push the later heartbeats back (waking "50 ms after the last" drifted by
- * each wake-up's delay: under load, 54 ms a period, and part 2's
- * TestCommitsWithLeaderDisconnects, which expects the commit index two
- * heartbeats after a Submit within 150 ms, failed more often than Go's
- * under RAFT_UNRELIABLE_RPC). Of the ticks missed meanwhile only the last
- * is kept, as the Ticker's channel holds one: it is sent at once.
+ * The tick that Go's `<-ticker.C` returns next, when the last one returned
+ * at received and was due at tick. The ticks keep to a grid of HEARTBEAT_MS
+ * from the first, so that a late wake-up does not push the later heartbeats
+ * back (waking "50 ms after the last" drifted by each wake-up's delay: under
+ * load, 54 ms a period, and part 2's TestCommitsWithLeaderDisconnects, which
+ * expects the commit index two heartbeats after a Submit within 150 ms,
+ * failed more often than Go's under RAFT_UNRELIABLE_RPC). The Ticker's
+ * channel holds one tick: the first one due after received, returned at
+ * once if it is due already; the ticks due while it waited in the channel
+ * are dropped.
  */
-static struct timespec next_tick(struct timespec tick)
+static struct timespec next_tick(struct timespec tick, struct timespec received)
 {
 	tick = timespec_add_ms(tick, HEARTBEAT_MS);
-	while (timespec_reached(timespec_add_ms(tick, HEARTBEAT_MS)))
+	while (timespec_diff_ns(received, tick) >= 0)
 		tick = timespec_add_ms(tick, HEARTBEAT_MS);
 	return tick;
 }
 
+/* The goroutine of startLeader: heartbeats every 50 ms while leader. */
 static void heartbeat_loop(void *arg)
 {
 	struct cm *cm = arg;
-	struct timespec next = mono_now();
+	struct timespec next = mono_now(), received = next;
 
 	/* Send periodic heartbeats, as long as still leader. */
 	for (;;) {
 		leader_send_heartbeats(cm);
-		next = next_tick(next);
+		next = next_tick(next, received);
 
 		pthread_mutex_lock(&cm->mu);
 		/* Woken early by a change of state (set_state): a leader no more. */
@@ -578,6 +580,7 @@ static void heartbeat_loop(void *arg)
 			return;
 		}
 		pthread_mutex_unlock(&cm->mu);
+		received = mono_now();
 	}
 }
 
