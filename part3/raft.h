@@ -265,7 +265,8 @@ const char *cm_state_string(enum cm_state s);
 char *format_command(const struct cm_command *c, char *buf, size_t size);
 /*
  * Go's %v of AppendEntriesArgs, "{1 0 -1 -1 [{5 1}] -1}", or with plus its
- * %+v, "{Term:1 LeaderId:0 ...}". Returns buf.
+ * %+v, "{Term:1 LeaderId:0 ...}". Returns buf, or "" when the log is off
+ * (nothing is written then).
  */
 const char *format_ae_args(const struct append_entries_args *a, bool plus, char *buf, size_t size);
 

@@ -185,14 +185,14 @@ static const struct target targets[] = {
 static const struct target idle_targets[] = {
 	{ "idle_cpu_s_per_s_5",
 	  "",
-	  "max <= 0.012 (part 1's target; compare raft-bench)",
+	  "max <= " IDLE_CPU_MAX_STR " (part 1's target; compare raft-bench)",
 	  1,
-	  { { STAT_MAX, 0.012, false } } },
+	  { { STAT_MAX, IDLE_CPU_MAX, false } } },
 	{ "rss_kb_5",
 	  "",
-	  "max <= 4096 (part 1's target; compare raft-bench)",
+	  "max <= " IDLE_RSS_KB_MAX_STR " (part 1's target; compare raft-bench)",
 	  1,
-	  { { STAT_MAX, 4096, false } } },
+	  { { STAT_MAX, IDLE_RSS_KB_MAX, false } } },
 };
 
 static const struct target *find_in(const struct target *t, size_t n, const char *name)
