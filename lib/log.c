@@ -59,6 +59,11 @@ bool raft_debug_enabled(void)
 	return get_env()->debug && !atomic_load(&debug_paused);
 }
 
+bool raft_debug_configured(void)
+{
+	return get_env()->debug;
+}
+
 void raft_debug_pause(bool paused)
 {
 	atomic_store(&debug_paused, paused);

@@ -16,6 +16,8 @@ void log_vprintf_prefixed(const char *prefix, const char *fmt, va_list ap)
 
 /* Read once. RAFT_DEBUG=0 turns the CM's dlog off (Go's DebugCM). */
 bool raft_debug_enabled(void);
+/* RAFT_DEBUG alone, whatever raft_debug_pause says: fixed for the process. */
+bool raft_debug_configured(void);
 /*
  * TEST HOOK: pauses the CM's dlog (true) or gives it back to RAFT_DEBUG
  * (false), for a test whose steps the log would slow down too much.

@@ -87,14 +87,22 @@ const char *cm_state_string(enum cm_state s)
 
 /* ---- Go's %v, for the log lines -------------------------------------------- */
 
-/* The longest log line (lib/log.c cuts longer ones); buffers of this size. */
+/* The longest log line (lib/log.c cuts longer ones). */
 #define FMT_SIZE 4096
 
 /*
- * What a formatter returns when the log is off, without a byte written: each
- * log line's buffer is FMT_SIZE bytes of the caller's stack, and a page of it
- * written once stays in the thread's resident memory for good (and the
- * formatting itself would be work for nobody).
+ * The size a log line's buffer is declared with: FMT_SIZE, or 1 when
+ * RAFT_DEBUG is off (a variable-length array, on purpose). Every stack page a
+ * thread touches stays in its resident memory for good, and a frame with three
+ * 4 KiB buffers in it pushes its callees three pages down the stack, buffers
+ * unused or not: with the log off, that was 160 kB of part2-bench idle5's
+ * 3.2 MB.
+ */
+#define LOG_BUF_SIZE (raft_debug_configured() ? FMT_SIZE : 1)
+
+/*
+ * What a formatter returns when the log is off, without a byte written (the
+ * formatting would be work for nobody, and the buffer may have 1 byte).
  */
 #define LOG_OFF ""
 
@@ -207,7 +215,7 @@ static const char *format_peer_map(struct cm *cm, const int *v, char *buf, size_
 /* Go's %+v (plus) or %v of AppendEntriesArgs. */
 const char *format_ae_args(const struct append_entries_args *a, bool plus, char *buf, size_t size)
 {
-	char entries[FMT_SIZE];
+	char entries[LOG_BUF_SIZE];
 	const char *e;
 
 	if (!raft_debug_enabled())
@@ -550,7 +558,7 @@ void cm_report(struct cm *cm, int *id, int *term, bool *is_leader)
  */
 int cm_submit(struct cm *cm, const struct cm_command *command)
 {
-	char cmd[4 * CM_COMMAND_MAX + 8], log[FMT_SIZE];
+	char cmd[4 * CM_COMMAND_MAX + 8], log[LOG_BUF_SIZE];
 	int submit_index = -1;
 
 	if (command->len > CM_COMMAND_MAX)
@@ -683,7 +691,7 @@ static void insert_entries(struct cm *cm, const struct append_entries_args *args
 			   int log_insert_index, int new_entries_index)
 {
 	int n = args->nentries - new_entries_index;
-	char entries[FMT_SIZE], log[FMT_SIZE];
+	char entries[LOG_BUF_SIZE], log[LOG_BUF_SIZE];
 
 	dlog(cm, "... inserting entries %s from index %d",
 	     format_entries(&args->entries[new_entries_index], n, false, entries, sizeof(entries)),
@@ -702,7 +710,7 @@ static void insert_entries(struct cm *cm, const struct append_entries_args *args
 int cm_append_entries(struct cm *cm, const struct append_entries_args *args,
 		      struct append_entries_reply *reply)
 {
-	char buf[FMT_SIZE];
+	char buf[LOG_BUF_SIZE];
 	int rc = 0;
 
 	pthread_mutex_lock(&cm->mu);
@@ -1048,7 +1056,7 @@ out_unlock:
 /* Go: startElection. Starts a new election with this CM as a candidate. */
 void start_election(struct cm *cm)
 {
-	char log[FMT_SIZE];
+	char log[LOG_BUF_SIZE];
 	int saved_term;
 
 	assert(cm->state != CM_DEAD);
@@ -1083,7 +1091,7 @@ void start_election(struct cm *cm)
  */
 void become_follower(struct cm *cm, int term)
 {
-	char log[FMT_SIZE];
+	char log[LOG_BUF_SIZE];
 
 	assert(term >= cm->current_term);
 	/* SAFETY: a Dead CM stays dead (a failed persist makes a CM Dead). */
@@ -1156,7 +1164,7 @@ static void leader_loop(void *arg)
 /* Go: startLeader. Switches cm into the leader state and starts heartbeats. */
 void start_leader(struct cm *cm)
 {
-	char next[FMT_SIZE], match[FMT_SIZE], log[FMT_SIZE];
+	char next[LOG_BUF_SIZE], match[LOG_BUF_SIZE], log[LOG_BUF_SIZE];
 	struct leader_job *job;
 
 	set_state(cm, CM_LEADER);
@@ -1235,7 +1243,7 @@ static bool send_one_append_entries(struct send_job *job, bool rest)
 	struct cm *cm = job->cm;
 	struct rpc_call call = { .method = RPC_APPEND_ENTRIES };
 	int i = peer_index(cm, job->peer), ni = 0;
-	char buf[FMT_SIZE];
+	char buf[LOG_BUF_SIZE];
 	bool send, more = false;
 
 	pthread_mutex_lock(&cm->mu);
@@ -1336,7 +1344,7 @@ static int conflict_next_index(struct cm *cm, int ni, const struct append_entrie
 void handle_append_entries_reply(struct cm *cm, int peer, int sent_term, int ni, int nentries,
 				 const struct append_entries_reply *reply)
 {
-	char next[FMT_SIZE], match[FMT_SIZE];
+	char next[LOG_BUF_SIZE], match[LOG_BUF_SIZE];
 	int i = peer_index(cm, peer);
 	bool trigger = false;
 
@@ -1452,7 +1460,7 @@ void last_log_index_and_term(struct cm *cm, int *index, int *term)
 static void commit_chan_sender(void *arg)
 {
 	struct cm *cm = arg;
-	char token, buf[FMT_SIZE], cmd[4 * CM_COMMAND_MAX + 8];
+	char token, buf[LOG_BUF_SIZE], cmd[4 * CM_COMMAND_MAX + 8];
 
 	while (chan_recv(cm->new_commit_ready_chan, &token, NULL, &cm->stopping) == 0) {
 		struct log_entry *entries = NULL;
