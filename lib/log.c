@@ -17,8 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LINE_MAX_BYTES 4096
-
 struct raft_env {
 	bool debug;
 	bool unreliable_rpc;
@@ -108,7 +106,7 @@ static size_t format_time(char *line, size_t size)
 
 void log_vprintf_prefixed(const char *prefix, const char *fmt, va_list ap)
 {
-	char line[LINE_MAX_BYTES];
+	char line[LOG_LINE_MAX];
 	size_t len;
 	int n;
 

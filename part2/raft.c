@@ -76,22 +76,10 @@ const char *cm_state_string(enum cm_state s)
 
 /* ---- Go's %v, for the log lines -------------------------------------------- */
 
-/* The longest log line (lib/log.c cuts longer ones). */
-#define FMT_SIZE 4096
-
 /*
- * The size a log line's buffer is declared with: FMT_SIZE, or 1 when
- * RAFT_DEBUG is off (a variable-length array, on purpose). Every stack page a
- * thread touches stays in its resident memory for good, and a frame with three
- * 4 KiB buffers in it pushes its callees three pages down the stack, buffers
- * unused or not: with the log off, that was 160 kB of part2-bench idle5's
- * 3.2 MB.
- */
-#define LOG_BUF_SIZE (raft_debug_configured() ? FMT_SIZE : 1)
-
-/*
- * What a formatter returns when the log is off, without a byte written (the
- * formatting would be work for nobody, and the buffer may have 1 byte).
+ * What a formatter returns when the log is off, without a byte written: the
+ * formatting would be work for nobody, and a LOG_BUF_SIZE buffer (lib/log.h)
+ * has 1 byte then.
  */
 #define LOG_OFF ""
 

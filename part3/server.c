@@ -360,7 +360,7 @@ void server_set_unreliable(struct server *s, bool on)
  */
 static bool proxy_call(struct server *s, const struct rpc_call *call)
 {
-	char buf[4096];
+	char buf[LOG_BUF_SIZE];
 	bool drop;
 
 	pthread_mutex_lock(&s->mu);
